@@ -1,0 +1,165 @@
+"""`forecast`: the command line. Thin: parse, set up the home folder, call a flow, print.
+
+Prefect and MLflow are imported only inside commands, after the environment
+points them at the home folder (both read their settings at import).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forecasting.errors import ForecastingError
+from forecasting.settings import Settings, apply_environment
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, register and run LSTM forecasters.")
+console = Console()
+err_console = Console(stderr=True)
+
+HomeOption = Annotated[Path | None, typer.Option("--home", help="State folder (default $FORECASTING_HOME or ./.forecasting).")]
+DEFAULT_CONFIGS = ("weather.yaml", "stocks.yaml")
+
+
+class _HideUserErrorTracebacks(logging.Filter):
+    """Prefect logs failed runs with a traceback; for a user error the message is the whole story."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ForecastingError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _setup(home: Path | None) -> Settings:
+    settings = Settings.from_env(home)
+    apply_environment(settings)
+    log_filter = _HideUserErrorTracebacks()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(log_filter)
+    import prefect.logging.configuration  # noqa: F401  (configures handlers; the filter must sit on them)
+
+    for handler in logging.getLogger("prefect").handlers + logging.getLogger().handlers:
+        handler.addFilter(log_filter)
+    return settings
+
+
+def _run(fn, *args, **kwargs):
+    """Call a flow; a user error becomes one red line and exit code 1."""
+    try:
+        return fn(*args, **kwargs)
+    except ForecastingError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _default_configs() -> list[Path]:
+    for root in (Path.cwd() / "configs", Path(__file__).resolve().parent.parent / "configs"):
+        paths = [root / name for name in DEFAULT_CONFIGS]
+        if all(p.is_file() for p in paths):
+            return paths
+    raise ForecastingError(f"could not find {DEFAULT_CONFIGS} in ./configs; pass --config")
+
+
+@app.command()
+def ingest(
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Bundled dataset(s) to ingest; default all.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Ingest the bundled real data (offline) into the Parquet store."""
+    settings = _setup(home)
+    from pipelines.ingest import ingest_flow
+
+    rows = _run(ingest_flow, datasets=dataset or None, home=str(settings.home))
+    for r in rows:
+        console.print(f"{r['dataset']}: {r['series']} series, {r['rows']} rows ({r['added']} added, {r['updated']} updated)")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config, e.g. configs/weather.yaml.")],
+    home: HomeOption = None,
+) -> None:
+    """Train one model, register it in MLflow and make it the champion."""
+    settings = _setup(home)
+    from forecasting.config import load_config
+
+    _run(load_config, config)  # fail fast on a bad config, before any server starts
+    from pipelines.train import train_flow
+
+    summary = _run(train_flow, str(config), home=str(settings.home))
+    _print_training([summary])
+
+
+@app.command()
+def predict(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Registered model name.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Take the model name from this config.")] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
+    home: HomeOption = None,
+) -> None:
+    """Forecast every series of the model's dataset from models:/NAME@ALIAS; write Parquet."""
+    settings = _setup(home)
+    if (model is None) == (config is None):
+        err_console.print("[bold red]error:[/] pass exactly one of --model NAME or --config FILE")
+        raise typer.Exit(2)
+    if config is not None:
+        from forecasting.config import load_config
+
+        model = _run(load_config, config).name
+    from pipelines.predict import predict_flow
+
+    summary = _run(predict_flow, model, alias=alias, home=str(settings.home))
+    console.print(f"{summary['name']} v{summary['version']}: {summary['rows']} rows ({summary['series']} series x {summary['horizon']} steps) -> {summary['path']}")
+
+
+@app.command()
+def quickstart(
+    config: Annotated[list[Path] | None, typer.Option("--config", "-c", help="Configs to train; default weather + stocks.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Ingest, train and predict end to end on the bundled data, then print a summary."""
+    settings = _setup(home)
+    from forecasting.config import load_config
+
+    paths = config or _run(_default_configs)
+    for path in paths:
+        _run(load_config, path)
+    from pipelines.quickstart import quickstart_flow
+
+    result = _run(quickstart_flow, [str(p) for p in paths], home=str(settings.home))
+    _print_training(result["trained"])
+    for p in result["predicted"]:
+        console.print(f"forecasts  {p['name']} v{p['version']}: {p['rows']} rows -> {p['path']}")
+    console.print(f"\nBrowse the models:  [bold]{settings.ui_command()}[/]  then open http://127.0.0.1:5000")
+
+
+def _print_training(summaries: list[dict]) -> None:
+    table = Table(title="Validation (original units)")
+    for col in ("model", "version", "MAE", "baseline MAE", "RMSE", "baseline RMSE", "beats baseline"):
+        table.add_column(col, justify="right" if col not in ("model",) else "left")
+    for s in summaries:
+        m = s["metrics"]
+        if "val_mae" not in m:
+            table.add_row(s["name"], s["version"], "-", "-", "-", "-", "no validation split")
+            continue
+        baseline = "seasonal naive" if s.get("season_length", 1) > 1 else "naive"
+        beats = m["val_mae"] < m["val_baseline_mae"]
+        table.add_row(
+            s["name"], s["version"], f"{m['val_mae']:.3f}", f"{m['val_baseline_mae']:.3f} ({baseline})",
+            f"{m['val_rmse']:.3f}", f"{m['val_baseline_rmse']:.3f}", "[green]yes[/]" if beats else "[red]no[/]",
+        )
+    console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,340 @@
+"""Sliding windows over many series without copying them.
+
+All series live in one contiguous ``(n_points, n_features)`` array, so memory
+is O(points). A window is just an int64 start row into that array; the
+``(batch, length, features)`` block a model sees is built per batch by one
+advanced-indexing gather. Materialising every window up front would cost
+O(windows x lookback), which is what this module exists to avoid.
+
+Splits are chronological per series: validation and test are the most recent
+points, and a window belongs to a part by where its *targets* fall. A
+validation window's lookback may reach back into the training part: that is
+past data the model is allowed to see, not leakage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from forecasting.errors import ForecastingError
+
+Part = Literal["train", "val", "test", "all"]
+PARTS: tuple[str, ...] = ("train", "val", "test", "all")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """The shape of one training example: ``lookback`` inputs, then ``horizon`` targets."""
+
+    lookback: int
+    """Past steps the model reads."""
+    horizon: int
+    """Future steps the model predicts."""
+    stride: int = 1
+    """Steps between consecutive window starts (1 = every window)."""
+
+    def __post_init__(self) -> None:
+        for name in ("lookback", "horizon", "stride"):
+            _check_positive_int(f"WindowSpec.{name}", getattr(self, name))
+
+    @property
+    def length(self) -> int:
+        """Points one window spans: the minimum length a series needs for one window."""
+        return self.lookback + self.horizon
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesPanel:
+    """All series packed into one contiguous array: memory O(points)."""
+
+    series_ids: tuple[str, ...]
+    features: tuple[str, ...]
+    """``("target", *covariates)``; the target is always column 0."""
+    values: np.ndarray  # (n_points, n_features) float64, raw units
+    offsets: np.ndarray  # (n_series + 1,) int64; series i is values[offsets[i]:offsets[i+1]]
+    timestamps: np.ndarray  # (n_points,) datetime64[ns], UTC with the zone dropped
+
+    def __post_init__(self) -> None:
+        n_points = self.values.shape[0] if self.values.ndim == 2 else -1
+        problems = []
+        if self.values.ndim != 2 or self.values.shape[1] != len(self.features):
+            problems.append(f"values shape {self.values.shape} does not fit {len(self.features)} features")
+        if self.offsets.shape != (len(self.series_ids) + 1,):
+            problems.append(f"offsets shape {self.offsets.shape} does not fit {len(self.series_ids)} series")
+        elif self.offsets[0] != 0 or self.offsets[-1] != n_points or np.any(np.diff(self.offsets) < 0):
+            problems.append(f"offsets must rise from 0 to {n_points}")
+        if self.timestamps.shape != (n_points,):
+            problems.append(f"timestamps shape {self.timestamps.shape} does not fit {n_points} points")
+        if problems:
+            raise ValueError("inconsistent SeriesPanel: " + "; ".join(problems))
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, covariates: Sequence[str] = ()) -> SeriesPanel:
+        """Pack a canonical observation frame (sorted by series_id, timestamp).
+
+        Makes one float64 copy of the used columns; nothing downstream copies again.
+        """
+        features = ("target", *covariates)
+        missing = [c for c in ("series_id", "timestamp", *features) if c not in frame.columns]
+        if missing:
+            raise ForecastingError(f"frame lacks column(s) {missing}; it has {list(frame.columns)}")
+        if len(set(features)) != len(features):
+            raise ForecastingError(f"features {list(features)} name a column twice")
+
+        ids = frame["series_id"].to_numpy(dtype=object)  # (n_points,)
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.empty(0, np.int64)
+        offsets = np.append(starts, len(ids)).astype(np.int64)
+        series_ids = tuple(str(s) for s in ids[starts])
+        if len(set(series_ids)) != len(series_ids):
+            repeated = sorted({s for s in series_ids if series_ids.count(s) > 1})
+            raise ForecastingError(f"frame is not sorted by series_id: series {repeated} appear in separate blocks")
+
+        values = np.empty((len(frame), len(features)), dtype=np.float64)  # (n_points, n_features)
+        for j, column in enumerate(features):
+            values[:, j] = frame[column].to_numpy(dtype=np.float64)
+        stamps = frame["timestamp"]
+        if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        timestamps = stamps.to_numpy(dtype="datetime64[ns]")
+        return cls(series_ids, features, values, offsets, timestamps)
+
+    @property
+    def n_series(self) -> int:
+        return len(self.series_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``(n_series,)`` int64 points per series."""
+        return np.diff(self.offsets)
+
+    @property
+    def row_series(self) -> np.ndarray:
+        """``(n_points,)`` int64 series index of every row (for per-series reductions)."""
+        return np.repeat(np.arange(self.n_series, dtype=np.int64), self.lengths)
+
+    def series_values(self, i: int) -> np.ndarray:
+        """Series ``i`` as ``(n_i, n_features)``: a view, never a copy."""
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+    def with_values(self, values: np.ndarray) -> SeriesPanel:
+        """Same series, layout and timestamps with new values (e.g. scaled)."""
+        if values.shape != self.values.shape:
+            raise ValueError(f"new values have shape {values.shape}; the panel needs {self.values.shape}")
+        return dataclasses.replace(self, values=values)
+
+    def select(self, series_ids: Sequence[str]) -> SeriesPanel:
+        """A new panel holding only ``series_ids``, in that order (copies those rows)."""
+        position = {s: i for i, s in enumerate(self.series_ids)}
+        unknown = [s for s in series_ids if s not in position]
+        if unknown:
+            raise ForecastingError(f"panel has no series {unknown}; it holds {self.n_series} series")
+        picked = np.array([position[s] for s in series_ids], dtype=np.int64)
+        lengths = self.lengths[picked]
+        rows = np.concatenate(
+            [np.arange(self.offsets[i], self.offsets[i + 1]) for i in picked] or [np.empty(0, np.int64)]
+        )
+        offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        features = self.values.shape[1]
+        return SeriesPanel(
+            tuple(series_ids), self.features, self.values[rows].reshape(-1, features), offsets, self.timestamps[rows]
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SplitBounds:
+    """Per-series local positions where the validation and test targets start."""
+
+    train_end: np.ndarray  # (n_series,) int64, exclusive end of the training part
+    val_end: np.ndarray  # (n_series,) int64, exclusive end of the validation part
+
+
+def chronological_split(
+    panel: SeriesPanel, spec: WindowSpec, *, val_fraction: float, test_fraction: float
+) -> SplitBounds:
+    """Give each series' most recent points to test, the ones before to validation.
+
+    Each non-empty part gets ``max(horizon, round(fraction * n))`` points so it
+    holds at least one full target span; a fraction of 0 leaves that part empty.
+    Every series must keep ``spec.length`` training points (one training
+    window); otherwise one ``ForecastingError`` lists every series too short.
+    """
+    for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {fraction}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction {val_fraction} + test_fraction {test_fraction} leaves nothing to train on")
+
+    n = panel.lengths
+    test = _part_size(n, test_fraction, spec.horizon)
+    val_end = n - test
+    train_end = val_end - _part_size(n, val_fraction, spec.horizon)
+    short = np.flatnonzero(train_end < spec.length)
+    if short.size:
+        need = _needed_length(spec, val_fraction, test_fraction)
+        val_need = int(_part_size(np.array([need]), val_fraction, spec.horizon)[0])
+        test_need = int(_part_size(np.array([need]), test_fraction, spec.horizon)[0])
+        parts = f"lookback {spec.lookback} + horizon {spec.horizon}"
+        parts += f" + validation {val_need}" if val_fraction else ""
+        parts += f" + test {test_need}" if test_fraction else ""
+        lines = [f"  - series '{panel.series_ids[i]}' has {n[i]} points; {parts} needs {need}" for i in short]
+        raise ForecastingError(
+            f"{short.size} of {panel.n_series} series are too short for one training window "
+            f"(val_fraction {val_fraction}, test_fraction {test_fraction}):\n" + "\n".join(lines)
+        )
+    return SplitBounds(train_end=train_end.astype(np.int64), val_end=val_end.astype(np.int64))
+
+
+def _part_size(n: np.ndarray, fraction: float, horizon: int) -> np.ndarray:
+    if fraction == 0:
+        return np.zeros_like(n)
+    # np.rint rounds half to even, exactly like Python's round().
+    return np.maximum(horizon, np.rint(fraction * n).astype(np.int64))
+
+
+def _needed_length(spec: WindowSpec, val_fraction: float, test_fraction: float) -> int:
+    """Smallest n from which every longer series also splits.
+
+    Validation and test grow with n, so the need is not simply ``length + parts(n)``
+    at the short series' own n; search for it instead.
+    """
+    upper = int(np.ceil((spec.length + 2 * spec.horizon + 2) / (1.0 - val_fraction - test_fraction))) + 2
+    n = np.arange(upper + 1, dtype=np.int64)
+    train = n - _part_size(n, val_fraction, spec.horizon) - _part_size(n, test_fraction, spec.horizon)
+    failing = np.flatnonzero(train < spec.length)
+    return int(failing[-1]) + 1
+
+
+@dataclass(frozen=True, eq=False)
+class WindowIndex:
+    """Windows as start rows into ``panel.values``: 16 bytes per window, whatever the lookback."""
+
+    starts: np.ndarray  # (n_windows,) int64, global row where each window begins
+    series: np.ndarray  # (n_windows,) int64, series index of each window
+
+    def __post_init__(self) -> None:
+        if self.starts.shape != self.series.shape or self.starts.ndim != 1:
+            raise ValueError(f"starts {self.starts.shape} and series {self.series.shape} must be equal 1-d shapes")
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+
+def build_index(
+    panel: SeriesPanel,
+    spec: WindowSpec,
+    bounds: SplitBounds | None,
+    part: Part,
+    *,
+    stride: int | None = None,
+    max_windows_per_series: int | None = None,
+) -> WindowIndex:
+    """Index the windows of one part, ordered by series then time.
+
+    Windows are anchored at the end of the part (the last one ends exactly
+    there) and step back by ``stride``, so the most recent data is always used.
+    ``max_windows_per_series`` keeps the most recent windows. ``part="all"``
+    needs no bounds; series shorter than ``spec.length`` then yield no windows.
+    """
+    stride = spec.stride if stride is None else stride
+    _check_positive_int("stride", stride)
+    if max_windows_per_series is not None:
+        _check_positive_int("max_windows_per_series", max_windows_per_series)
+
+    lo, hi = _start_range(panel, spec, bounds, part)  # (n_series,) first and last local start, inclusive
+    counts = np.where(hi >= lo, (hi - lo) // stride + 1, 0)
+    if max_windows_per_series is not None:
+        counts = np.minimum(counts, max_windows_per_series)
+
+    series = np.repeat(np.arange(panel.n_series, dtype=np.int64), counts)  # (n_windows,)
+    last = np.cumsum(counts) - 1  # (n_series,) index position of each series' latest window
+    steps_back = last[series] - np.arange(series.shape[0], dtype=np.int64)  # (n_windows,)
+    starts = panel.offsets[series] + hi[series] - stride * steps_back  # (n_windows,)
+    return WindowIndex(starts=starts.astype(np.int64, copy=False), series=series)
+
+
+def _start_range(
+    panel: SeriesPanel, spec: WindowSpec, bounds: SplitBounds | None, part: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and last allowed local start per series for ``part``."""
+    n = panel.lengths
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    if part == "all":
+        return np.zeros_like(n), n - spec.length
+    if bounds is None:
+        raise ValueError(f"part {part!r} needs split bounds; only 'all' works without")
+    if bounds.train_end.shape != n.shape or bounds.val_end.shape != n.shape:
+        raise ValueError(f"split bounds cover {bounds.train_end.shape[0]} series; the panel has {panel.n_series}")
+    if part == "train":
+        return np.zeros_like(n), bounds.train_end - spec.length
+    if part == "val":  # targets in [train_end, val_end)
+        return np.maximum(bounds.train_end - spec.lookback, 0), bounds.val_end - spec.length
+    return np.maximum(bounds.val_end - spec.lookback, 0), n - spec.length  # test: targets in [val_end, n)
+
+
+def origins(panel: SeriesPanel, index: WindowIndex, spec: WindowSpec) -> np.ndarray:
+    """``(n_windows,)`` datetime64: the last observed (lookback) time of each window."""
+    return panel.timestamps[index.starts + spec.lookback - 1]
+
+
+def gather(values: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
+    """``(n_points, F)``, ``(B,)`` -> ``(B, length, F)`` by one advanced-indexing gather."""
+    steps = torch.arange(length, device=values.device)  # (length,)
+    rows = starts.to(values.device)[:, None] + steps  # (B, length)
+    return values[rows]  # (B, length, F)
+
+
+class WindowDataset(Dataset):
+    """Map-style dataset over a ``WindowIndex`` on a (scaled) values tensor.
+
+    ``__getitems__`` gathers a whole batch in one vectorised op; torch's
+    DataLoader calls it with the batch's indices whenever batching is on, so
+    with ``collate_fn=collate_batch`` no Python code runs per window.
+    """
+
+    def __init__(self, values: torch.Tensor, index: WindowIndex, spec: WindowSpec) -> None:
+        if values.ndim != 2:
+            raise ValueError(f"values must be (n_points, features), got shape {tuple(values.shape)}")
+        if len(index) and int(index.starts.max()) + spec.length > values.shape[0]:
+            raise ValueError(
+                f"a window starting at row {int(index.starts.max())} with length {spec.length} "
+                f"runs past the {values.shape[0]} rows of values"
+            )
+        self.values = values  # (n_points, F), typically float32
+        self.spec = spec
+        self._starts = torch.from_numpy(index.starts)  # (n_windows,) shares memory with the index
+        self._series = torch.from_numpy(index.series)  # (n_windows,)
+
+    def __len__(self) -> int:
+        return int(self._starts.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        x, y, series = self.__getitems__([i])
+        return x[0], y[0], series[0]  # (lookback, F), (horizon,), ()
+
+    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        picked = torch.as_tensor(idx, dtype=torch.long)  # (B,)
+        window = gather(self.values, self._starts[picked], self.spec.length)  # (B, length, F)
+        x = window[:, : self.spec.lookback]  # (B, lookback, F)
+        y = window[:, self.spec.lookback :, 0]  # (B, horizon) target column
+        return x, y, self._series[picked]  # series: (B,)
+
+
+def collate_batch(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Identity collate: ``WindowDataset.__getitems__`` already returns a batch."""
+    return batch
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

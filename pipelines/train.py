@@ -1,0 +1,61 @@
+"""Train flow: read a dataset, fit the forecaster, log and register it, point `champion` at it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from forecasting import registry
+from forecasting.config import ForecasterConfig, load_config
+from forecasting.data.store import ObservationStore
+from forecasting.plots import plot_forecasts
+from forecasting.predict import latest_history
+from forecasting.train import FitResult, fit
+from pipelines._common import resolve_settings
+
+
+@task(cache_policy=NO_CACHE)
+def read_dataset(store_root: str, config: ForecasterConfig) -> pd.DataFrame:
+    return ObservationStore(store_root).read(config.data.dataset, config.data.series)
+
+
+@task(cache_policy=NO_CACHE)
+def train_model(config: ForecasterConfig, frame: pd.DataFrame, checkpoints: str) -> FitResult:
+    return fit(config, frame, checkpoint_dir=checkpoints)
+
+
+@task(cache_policy=NO_CACHE)
+def register_model(result: FitResult, frame: pd.DataFrame, plots_dir: str, artifacts_dir: str) -> registry.ModelRef:
+    trained = result.forecaster
+    plots = {}
+    if result.validation is not None:
+        path = Path(plots_dir) / f"{trained.config.name}-validation.png"
+        plots["validation"] = plot_forecasts(result.validation, result.series_ids, path, title=f"{trained.config.name}: validation")
+    example = latest_history(frame, trained.config.window.lookback)
+    return registry.log_and_register(trained, history_example=example, plots=plots, artifacts_dir=Path(artifacts_dir))
+
+
+@flow(name="train", flow_run_name="train-{config_path}")
+def train_flow(config_path: str, home: str | None = None) -> dict:
+    """Train and register one model; returns its version and validation metrics."""
+    settings = resolve_settings(home)
+    config = load_config(config_path)
+    settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    frame = read_dataset(str(settings.store_dir), config)
+    result = train_model(config, frame, str(settings.checkpoints_dir))
+    ref = register_model(result, frame, str(settings.home / "plots"), str(settings.artifacts_dir))
+    metrics = result.forecaster.metrics
+    summary = {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "metrics": metrics,
+               "season_length": config.baseline.season_length}
+    lines = [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())]
+    create_markdown_artifact(
+        f"## {ref.name} v{ref.version}\n\n| metric | value |\n|---|---|\n" + "\n".join(lines),
+        key=f"train-{ref.name.lower().replace('_', '-').replace('.', '-')}",
+        description="Validation metrics against the seasonal-naive baseline",
+    )
+    get_run_logger().info("registered %s version %s (run %s)", ref.name, ref.version, ref.run_id)
+    return summary

@@ -1,0 +1,61 @@
+"""The `forecast` CLI end to end (in-process, against the session's Prefect harness)."""
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from forecasting.cli import app
+from tests.conftest import tiny_config_dict
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli_home(tmp_path, monkeypatch, prefect_harness):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+def _configs(home):
+    weather = tiny_config_dict(
+        name="cli-weather", data={"dataset": "seattle_temps", "freq": "h"},
+        window={"lookback": 48, "horizon": 24, "stride": 12}, training={"max_epochs": 1},
+    )
+    stocks = tiny_config_dict(
+        name="cli-stocks", data={"dataset": "stocks", "freq": "B", "covariates": ["volume"]},
+        window={"lookback": 20, "horizon": 5, "stride": 10}, baseline={"season_length": 1}, training={"max_epochs": 1},
+    )
+    paths = []
+    for raw in (weather, stocks):
+        path = home / f"{raw['name']}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        paths.append(path)
+    return paths
+
+
+def test_quickstart_runs_everything_and_prints_a_summary(cli_home):
+    weather, stocks = _configs(cli_home)
+    result = CliRunner().invoke(app, ["quickstart", "--home", str(cli_home), "-c", str(weather), "-c", str(stocks)])
+    assert result.exit_code == 0, result.output
+    assert "cli-weather" in result.output and "cli-stocks" in result.output
+    assert "mlflow ui --backend-store-uri" in result.output
+    files = sorted((cli_home / "forecasts").rglob("*.parquet"))
+    assert len(files) == 2
+    stocks_fc = pd.read_parquet(next(f for f in files if "cli-stocks" in str(f)))
+    assert stocks_fc["series_id"].nunique() == 5
+    assert len(stocks_fc) == 5 * 5
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["predict", "--model", "ghost"], "no registered model 'ghost'"),
+        (["train", "--config", "missing.yaml"], "does not exist"),
+    ],
+)
+def test_user_errors_exit_nonzero_without_traceback(cli_home, args, message):
+    result = CliRunner().invoke(app, [*args, "--home", str(cli_home)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,320 @@
+"""Window index, splits and batching: checked against a naive per-start reference."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from forecasting.errors import ForecastingError
+from forecasting.windows import (
+    SeriesPanel,
+    SplitBounds,
+    WindowDataset,
+    WindowSpec,
+    build_index,
+    chronological_split,
+    collate_batch,
+    gather,
+    origins,
+)
+
+
+def make_frame(lengths: dict[str, int], covariates: tuple[str, ...] = ("humidity",), seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    parts = []
+    for sid, n in lengths.items():
+        part = pd.DataFrame(
+            {
+                "series_id": sid,
+                "timestamp": pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"),
+                "target": rng.normal(100.0, 10.0, n),
+            }
+        )
+        for c in covariates:
+            part[c] = rng.normal(0.0, 1.0, n)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True).sort_values(["series_id", "timestamp"], ignore_index=True)
+
+
+def make_panel(lengths: dict[str, int], covariates: tuple[str, ...] = ("humidity",)) -> SeriesPanel:
+    return SeriesPanel.from_frame(make_frame(lengths, covariates), covariates)
+
+
+def reference_windows(panel, spec, bounds, part, stride, max_windows):
+    """Every start checked one by one: the definition, not the arithmetic."""
+    out = []
+    for i, n in enumerate(panel.lengths):
+        allowed = []
+        for s in range(n - spec.length + 1):
+            target_lo, end = s + spec.lookback, s + spec.length
+            if part == "train":
+                ok = end <= bounds.train_end[i]
+            elif part == "val":
+                ok = target_lo >= bounds.train_end[i] and end <= bounds.val_end[i]
+            elif part == "test":
+                ok = target_lo >= bounds.val_end[i]
+            else:
+                ok = True
+            if ok:
+                allowed.append(s)
+        kept = [s for s in allowed if (allowed[-1] - s) % stride == 0] if allowed else []
+        if max_windows is not None:
+            kept = kept[-max_windows:]
+        out.extend((panel.offsets[i] + s, i) for s in kept)
+    return out
+
+
+LENGTHS = {"stock/AAPL": 57, "stock/FB": 20, "weather/berlin": 33, "weather/paris": 16}
+
+
+@pytest.fixture(scope="module")
+def panel4() -> SeriesPanel:
+    return make_panel(LENGTHS)
+
+
+@pytest.mark.parametrize("lookback,horizon,stride", [(3, 2, 1), (5, 1, 2), (4, 3, 3), (1, 1, 1), (2, 4, 5)])
+@pytest.mark.parametrize("fractions", [(0.2, 0.1), (0.0, 0.15), (0.1, 0.0)])
+def test_index_matches_reference(panel4, lookback, horizon, stride, fractions):
+    spec = WindowSpec(lookback, horizon, stride)
+    bounds = chronological_split(panel4, spec, val_fraction=fractions[0], test_fraction=fractions[1])
+    for part in ("train", "val", "test", "all"):
+        for override in (None, 4):
+            for max_windows in (None, 2):
+                index = build_index(panel4, spec, bounds, part, stride=override, max_windows_per_series=max_windows)
+                expected = reference_windows(panel4, spec, bounds, part, override or stride, max_windows)
+                got = list(zip(index.starts.tolist(), index.series.tolist()))
+                assert got == [(int(s), i) for s, i in expected], (part, override, max_windows)
+                assert index.starts.dtype == np.int64 and index.series.dtype == np.int64
+
+
+def test_empty_parts_have_no_windows():
+    panel = make_panel(LENGTHS)
+    spec = WindowSpec(4, 2)
+    no_test = chronological_split(panel, spec, val_fraction=0.2, test_fraction=0.0)
+    no_val = chronological_split(panel, spec, val_fraction=0.0, test_fraction=0.2)
+    assert len(build_index(panel, spec, no_test, "test")) == 0
+    assert len(build_index(panel, spec, no_val, "val")) == 0
+    assert np.array_equal(no_test.val_end, panel.lengths)
+    assert np.array_equal(no_val.train_end, no_val.val_end)
+
+
+def test_split_sizes():
+    panel = make_panel({"a": 100, "b": 30})
+    bounds = chronological_split(panel, WindowSpec(10, 5), val_fraction=0.2, test_fraction=0.1)
+    # a: val round(20)=20, test round(10)=10; b: val round(6)=6, test max(5, round(3))=5
+    assert bounds.train_end.tolist() == [70, 19]
+    assert bounds.val_end.tolist() == [90, 25]
+
+
+def test_last_train_window_ends_at_train_end():
+    panel = make_panel(LENGTHS)
+    spec = WindowSpec(5, 3, stride=4)
+    bounds = chronological_split(panel, spec, val_fraction=0.2, test_fraction=0.2)
+    index = build_index(panel, spec, bounds, "train")
+    for i in range(panel.n_series):
+        last_start = index.starts[index.series == i].max() - panel.offsets[i]
+        assert last_start + spec.length == bounds.train_end[i]
+
+
+def test_no_leakage_across_parts():
+    panel = make_panel(LENGTHS)
+    spec = WindowSpec(6, 3)
+    bounds = chronological_split(panel, spec, val_fraction=0.25, test_fraction=0.2)
+    local = {}
+    for part in ("train", "val", "test"):
+        index = build_index(panel, spec, bounds, part)
+        assert len(index) > 0
+        local[part] = (index.starts - panel.offsets[index.series], index.series)
+    start, series = local["train"]
+    assert np.all(start + spec.length - 1 < bounds.train_end[series])
+    start, series = local["val"]
+    assert np.all(start + spec.lookback >= bounds.train_end[series])
+    assert np.all(start + spec.length <= bounds.val_end[series])
+    start, series = local["test"]
+    assert np.all(start + spec.lookback >= bounds.val_end[series])
+    assert np.all(start + spec.length <= panel.lengths[series])
+
+
+def test_short_series_all_listed_in_one_error():
+    panel = make_panel({"stock/FB": 70, "stock/AAPL": 500, "weather/oslo": 12, "weather/rome": 74})
+    spec = WindowSpec(60, 5)
+    with pytest.raises(ForecastingError) as caught:
+        chronological_split(panel, spec, val_fraction=0.05, test_fraction=0.05)
+    message = str(caught.value)
+    assert "series 'stock/FB' has 70 points; lookback 60 + horizon 5 + validation 5 + test 5 needs 75" in message
+    assert "series 'weather/oslo' has 12 points" in message
+    assert "series 'weather/rome' has 74 points" in message
+    assert "stock/AAPL" not in message
+    assert message.startswith("3 of 4 series")
+
+
+def test_needed_length_accounts_for_growing_parts():
+    spec = WindowSpec(10, 2)
+    panel = make_panel({"a": 12})
+    with pytest.raises(ForecastingError, match=r"needs (\d+)") as caught:
+        chronological_split(panel, spec, val_fraction=0.3, test_fraction=0.2)
+    need = int(caught.value.args[0].rsplit("needs ", 1)[1])
+    for n in range(need, need + 30):  # the stated length and every longer one split
+        chronological_split(make_panel({"a": n}), spec, val_fraction=0.3, test_fraction=0.2)
+    with pytest.raises(ForecastingError):
+        chronological_split(make_panel({"a": need - 1}), spec, val_fraction=0.3, test_fraction=0.2)
+
+
+def test_all_needs_no_bounds_and_skips_short_series():
+    panel = make_panel({"a": 10, "b": 3})
+    spec = WindowSpec(3, 2)
+    index = build_index(panel, spec, None, "all")
+    assert index.series.tolist() == [0] * 6
+    with pytest.raises(ValueError, match="'train' needs split bounds"):
+        build_index(panel, spec, None, "train")
+    with pytest.raises(ValueError, match="'future'"):
+        build_index(panel, spec, None, "future")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field,kwargs", [("lookback", (0, 1)), ("horizon", (2, -1)), ("stride", (2, 1, 0))])
+def test_spec_validation_names_field_and_value(field, kwargs):
+    with pytest.raises(ValueError, match=rf"{field} must be an integer >= 1, got -?\d"):
+        WindowSpec(*kwargs)
+    assert WindowSpec(3, 2).length == 5
+
+
+def test_from_frame_layout():
+    frame = make_frame({"b": 4, "a": 3}, covariates=("volume",))
+    panel = SeriesPanel.from_frame(frame, ["volume"])
+    assert panel.series_ids == ("a", "b")
+    assert panel.features == ("target", "volume")
+    assert panel.offsets.tolist() == [0, 3, 7]
+    assert panel.lengths.tolist() == [3, 4]
+    assert np.array_equal(panel.values, frame[["target", "volume"]].to_numpy())
+    assert panel.timestamps.dtype == np.dtype("datetime64[ns]")
+    assert panel.timestamps[0] == np.datetime64("2024-01-01T00:00:00", "ns")
+    with pytest.raises(ForecastingError, match="lacks column"):
+        SeriesPanel.from_frame(frame, ["humidity"])
+
+
+def test_panel_select_and_with_values():
+    panel = make_panel({"a": 5, "b": 7, "c": 4})
+    picked = panel.select(["c", "a"])
+    assert picked.series_ids == ("c", "a")
+    assert np.array_equal(picked.series_values(0), panel.series_values(2))
+    assert np.array_equal(picked.series_values(1), panel.series_values(0))
+    with pytest.raises(ForecastingError, match="'zz'"):
+        panel.select(["zz"])
+    doubled = panel.with_values(panel.values * 2)
+    assert doubled.offsets is panel.offsets and np.array_equal(doubled.values, panel.values * 2)
+    with pytest.raises(ValueError, match="shape"):
+        panel.with_values(panel.values[:-1])
+
+
+def test_windows_are_views_and_index_is_small():
+    n_points, spec = 200_000, WindowSpec(lookback=256, horizon=24)
+    panel = SeriesPanel(
+        series_ids=("long",),
+        features=("target",),
+        values=np.arange(n_points, dtype=np.float64)[:, None],
+        offsets=np.array([0, n_points], dtype=np.int64),
+        timestamps=np.arange(n_points).astype("datetime64[h]").astype("datetime64[ns]"),
+    )
+    assert np.shares_memory(panel.series_values(0), panel.values)
+    tracemalloc.start()
+    try:
+        index = build_index(panel, spec, None, "all")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    n_windows = n_points - spec.length + 1
+    assert len(index) == n_windows
+    assert index.starts.nbytes + index.series.nbytes == 16 * n_windows
+    # A handful of int64 temporaries per window, far from n_windows * lookback floats.
+    assert peak < 8 * 8 * n_windows < n_windows * spec.length * 8 / 4
+
+
+def test_gather_equals_slicing():
+    panel = make_panel(LENGTHS)
+    spec = WindowSpec(4, 3, stride=2)
+    index = build_index(panel, spec, None, "all")
+    values = torch.from_numpy(panel.values)
+    batch = gather(values, torch.from_numpy(index.starts), spec.length)
+    assert batch.shape == (len(index), spec.length, 2)
+    for j, s in enumerate(index.starts):
+        assert torch.equal(batch[j], values[s : s + spec.length])
+
+
+def test_origins_are_last_lookback_times():
+    panel = make_panel({"a": 12, "b": 9})
+    spec = WindowSpec(3, 2)
+    index = build_index(panel, spec, None, "all", max_windows_per_series=1)
+    expected = np.array(["2024-01-01T09:00", "2024-01-01T06:00"], dtype="datetime64[ns]")
+    assert np.array_equal(origins(panel, index, spec), expected)
+
+
+def test_dataset_items_and_batches_agree():
+    panel = make_panel(LENGTHS)
+    spec = WindowSpec(5, 2)
+    index = build_index(panel, spec, None, "all")
+    values = torch.from_numpy(panel.values.astype(np.float32))
+    dataset = WindowDataset(values, index, spec)
+    x, y, series = dataset.__getitems__([0, 7, 3])
+    assert x.shape == (3, 5, 2) and y.shape == (3, 2) and series.shape == (3,)
+    for b, j in enumerate([0, 7, 3]):
+        xj, yj, sj = dataset[j]
+        s = index.starts[j]
+        assert torch.equal(xj, x[b]) and torch.equal(yj, y[b]) and sj == series[b] == index.series[j]
+        assert torch.equal(xj, values[s : s + 5])
+        assert torch.equal(yj, values[s + 5 : s + 7, 0])
+    with pytest.raises(IndexError):
+        dataset[len(dataset)]
+
+
+class NoPerItem(WindowDataset):
+    def __getitem__(self, i):
+        raise AssertionError("DataLoader fetched a single window")
+
+
+def test_dataloader_uses_getitems():
+    panel = make_panel(LENGTHS)
+    spec = WindowSpec(4, 3)
+    bounds = chronological_split(panel, spec, val_fraction=0.2, test_fraction=0.1)
+    index = build_index(panel, spec, bounds, "train")
+    values = panel.values.astype(np.float32)
+    values[:, 0] = np.arange(len(values))  # the target is its own row number, so a batch says where it came from
+    values = torch.from_numpy(values)
+    dataset = NoPerItem(values, index, spec)
+
+    def run(seed):
+        generator = torch.Generator().manual_seed(seed)
+        loader = DataLoader(dataset, batch_size=8, shuffle=True, collate_fn=collate_batch, generator=generator)
+        return list(loader)
+
+    batches = run(0)
+    assert all(isinstance(b, tuple) and len(b) == 3 for b in batches)
+    assert batches[0][0].shape == (8, 4, 2) and batches[0][1].shape == (8, 3) and batches[0][2].shape == (8,)
+    starts = torch.cat([x[:, 0, 0] for x, _, _ in batches]).long()
+    assert sorted(starts.tolist()) == sorted(index.starts.tolist())  # every window exactly once
+    assert starts.tolist() != index.starts.tolist()  # shuffled
+    for x, y, series in batches:
+        s = x[:, 0, 0].long()
+        assert torch.equal(x, gather(values, s, 4))
+        assert torch.equal(y, s[:, None] + 4 + torch.arange(3))  # targets right after the lookback
+        assert torch.equal(series, torch.from_numpy(index.series[np.searchsorted(index.starts, s.numpy())]))
+    again = run(0)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))  # seeded generator: reproducible
+
+
+def test_dataset_rejects_index_past_values():
+    spec = WindowSpec(3, 2)
+    index = build_index(make_panel({"a": 10}), spec, None, "all")
+    with pytest.raises(ValueError, match="runs past"):
+        WindowDataset(torch.zeros(8, 1), index, spec)
+
+
+def test_split_bounds_shape_checked():
+    panel = make_panel({"a": 20, "b": 20})
+    bad = SplitBounds(train_end=np.array([10]), val_end=np.array([15]))
+    with pytest.raises(ValueError, match="cover 1 series; the panel has 2"):
+        build_index(panel, WindowSpec(3, 2), bad, "train")
