@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +20,8 @@ from forecasting.errors import ForecastingError
 from forecasting.settings import Settings, apply_environment
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, register and run LSTM forecasters.")
-console = Console()
+# Wide enough for the summary table and unbroken paths when output is piped or logged.
+console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="State folder (default $FORECASTING_HOME or ./.forecasting).")]
@@ -39,6 +41,11 @@ class _HideUserErrorTracebacks(logging.Filter):
 def _setup(home: Path | None) -> Settings:
     settings = Settings.from_env(home)
     apply_environment(settings)
+    # Library notices that say nothing to an operator (deprecations inside Lightning,
+    # MLflow's schema hints and pickling advice).
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
     log_filter = _HideUserErrorTracebacks()
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(log_filter)
@@ -135,24 +142,25 @@ def quickstart(
     result = _run(quickstart_flow, [str(p) for p in paths], home=str(settings.home))
     _print_training(result["trained"])
     for p in result["predicted"]:
-        console.print(f"forecasts  {p['name']} v{p['version']}: {p['rows']} rows -> {p['path']}")
-    console.print(f"\nBrowse the models:  [bold]{settings.ui_command()}[/]  then open http://127.0.0.1:5000")
+        console.print(f"forecasts  {p['name']} v{p['version']}: {p['rows']} rows -> {p['path']}", soft_wrap=True)
+    console.print(f"\nBrowse the models:  [bold]{settings.ui_command()}[/]  then open http://127.0.0.1:5000", soft_wrap=True)
 
 
 def _print_training(summaries: list[dict]) -> None:
-    table = Table(title="Validation (original units)")
-    for col in ("model", "version", "MAE", "baseline MAE", "RMSE", "baseline RMSE", "beats baseline"):
-        table.add_column(col, justify="right" if col not in ("model",) else "left")
+    table = Table(title="Validation, original units (lower is better)")
+    for col in ("model", "version", "MAE", "RMSE", "baseline", "base MAE", "base RMSE", "beats"):
+        table.add_column(col, justify="left" if col in ("model", "baseline") else "right", no_wrap=True)
     for s in summaries:
         m = s["metrics"]
         if "val_mae" not in m:
-            table.add_row(s["name"], s["version"], "-", "-", "-", "-", "no validation split")
+            table.add_row(s["name"], s["version"], "-", "-", "-", "-", "-", "no validation")
             continue
-        baseline = "seasonal naive" if s.get("season_length", 1) > 1 else "naive"
+        season = s.get("season_length", 1)
+        baseline = f"seasonal naive ({season})" if season > 1 else "naive"
         beats = m["val_mae"] < m["val_baseline_mae"]
         table.add_row(
-            s["name"], s["version"], f"{m['val_mae']:.3f}", f"{m['val_baseline_mae']:.3f} ({baseline})",
-            f"{m['val_rmse']:.3f}", f"{m['val_baseline_rmse']:.3f}", "[green]yes[/]" if beats else "[red]no[/]",
+            s["name"], s["version"], f"{m['val_mae']:.3f}", f"{m['val_rmse']:.3f}", baseline,
+            f"{m['val_baseline_mae']:.3f}", f"{m['val_baseline_rmse']:.3f}", "[green]yes[/]" if beats else "[red]no[/]",
         )
     console.print(table)
 

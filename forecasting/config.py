@@ -53,6 +53,13 @@ class ModelConfig(_Strict):
     )
 
 
+    linear_skip: bool = Field(
+        True,
+        description="Add a linear map from the lookback target to the horizon (LSTNet's highway): "
+        "seasonal patterns are copied exactly and the LSTM learns the rest.",
+    )
+
+
 class TrainingConfig(_Strict):
     max_epochs: int = Field(20, ge=1)
     batch_size: int = Field(256, ge=1)

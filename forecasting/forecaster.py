@@ -37,6 +37,7 @@ def build_network(config: ForecasterConfig) -> LSTMForecaster:
         dropout=m.dropout,
         bidirectional=m.bidirectional,
         anchor_last=m.anchor == "last",
+        lookback=config.window.lookback if m.linear_skip else None,
     )
 
 

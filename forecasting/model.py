@@ -16,7 +16,8 @@ class LSTMForecaster(nn.Module):
 
     The encoder reads the lookback window; its last hidden state (both
     directions when bidirectional) feeds one linear layer that emits all
-    ``horizon`` steps at once. Direct heads do not feed their own errors back
+    ``horizon`` steps at once. With ``lookback`` given, a linear skip from the
+    lookback target to the horizon is added to that output. Direct heads do not feed their own errors back
     in, which is why they are the default for batch forecasting.
     """
 
@@ -30,6 +31,7 @@ class LSTMForecaster(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         anchor_last: bool = True,
+        lookback: int | None = None,
     ) -> None:
         super().__init__()
         self.horizon = horizon
@@ -45,6 +47,17 @@ class LSTMForecaster(nn.Module):
         )
         directions = 2 if bidirectional else 1
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size * directions, horizon))
+        # Optional linear path from the lookback target straight to the horizon (LSTNet's
+        # "autoregressive highway"): it represents naive and seasonal-naive forecasts
+        # exactly, so the LSTM only has to learn what they miss.
+        self.skip = nn.Linear(lookback, horizon) if lookback else None
+        if anchor_last:
+            # Zero output + the anchored level is the naive forecast: training starts
+            # from that baseline and moves away from it only where the data pays.
+            for layer in (self.head[1], self.skip):
+                if layer is not None:
+                    nn.init.zeros_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forecast ``horizon`` scaled target values from a scaled lookback window."""
@@ -58,6 +71,8 @@ class LSTMForecaster(nn.Module):
         else:
             last = h_n[-1]  # (batch, hidden): top layer
         out = self.head(last)  # (batch, horizon)
+        if self.skip is not None:
+            out = out + self.skip(x[:, -self.skip.in_features :, 0])  # (batch, horizon)
         if self.anchor_last:
             out = out + level[:, :, 0]  # (batch, horizon)
         return out
