@@ -38,7 +38,8 @@ class _HideUserErrorTracebacks(logging.Filter):
         return True
 
 
-def _setup(home: Path | None) -> Settings:
+def setup_home(home: Path | None) -> Settings:
+    """Resolve the home folder and set the environment; call first in every command."""
     settings = Settings.from_env(home)
     apply_environment(settings)
     # Library notices that say nothing to an operator (deprecations inside Lightning,
@@ -56,7 +57,7 @@ def _setup(home: Path | None) -> Settings:
     return settings
 
 
-def _run(fn, *args, **kwargs):
+def run_or_exit(fn, *args, **kwargs):  # noqa: ANN001, ANN201 - any callable
     """Call a flow; a user error becomes one red line and exit code 1."""
     try:
         return fn(*args, **kwargs)
@@ -79,10 +80,10 @@ def ingest(
     home: HomeOption = None,
 ) -> None:
     """Ingest the bundled real data (offline) into the Parquet store."""
-    settings = _setup(home)
+    settings = setup_home(home)
     from pipelines.ingest import ingest_flow
 
-    rows = _run(ingest_flow, datasets=dataset or None, home=str(settings.home))
+    rows = run_or_exit(ingest_flow, datasets=dataset or None, home=str(settings.home))
     for r in rows:
         console.print(f"{r['dataset']}: {r['series']} series, {r['rows']} rows ({r['added']} added, {r['updated']} updated)")
 
@@ -93,13 +94,13 @@ def train(
     home: HomeOption = None,
 ) -> None:
     """Train one model, register it in MLflow and make it the champion."""
-    settings = _setup(home)
+    settings = setup_home(home)
     from forecasting.config import load_config
 
-    _run(load_config, config)  # fail fast on a bad config, before any server starts
+    run_or_exit(load_config, config)  # fail fast on a bad config, before any server starts
     from pipelines.train import train_flow
 
-    summary = _run(train_flow, str(config), home=str(settings.home))
+    summary = run_or_exit(train_flow, str(config), home=str(settings.home))
     _print_training([summary])
 
 
@@ -111,17 +112,17 @@ def predict(
     home: HomeOption = None,
 ) -> None:
     """Forecast every series of the model's dataset from models:/NAME@ALIAS; write Parquet."""
-    settings = _setup(home)
+    settings = setup_home(home)
     if (model is None) == (config is None):
         err_console.print("[bold red]error:[/] pass exactly one of --model NAME or --config FILE")
         raise typer.Exit(2)
     if config is not None:
         from forecasting.config import load_config
 
-        model = _run(load_config, config).name
+        model = run_or_exit(load_config, config).name
     from pipelines.predict import predict_flow
 
-    summary = _run(predict_flow, model, alias=alias, home=str(settings.home))
+    summary = run_or_exit(predict_flow, model, alias=alias, home=str(settings.home))
     console.print(f"{summary['name']} v{summary['version']}: {summary['rows']} rows ({summary['series']} series x {summary['horizon']} steps) -> {summary['path']}")
 
 
@@ -131,15 +132,15 @@ def quickstart(
     home: HomeOption = None,
 ) -> None:
     """Ingest, train and predict end to end on the bundled data, then print a summary."""
-    settings = _setup(home)
+    settings = setup_home(home)
     from forecasting.config import load_config
 
-    paths = config or _run(_default_configs)
+    paths = config or run_or_exit(_default_configs)
     for path in paths:
-        _run(load_config, path)
+        run_or_exit(load_config, path)
     from pipelines.quickstart import quickstart_flow
 
-    result = _run(quickstart_flow, [str(p) for p in paths], home=str(settings.home))
+    result = run_or_exit(quickstart_flow, [str(p) for p in paths], home=str(settings.home))
     _print_training(result["trained"])
     for p in result["predicted"]:
         console.print(f"forecasts  {p['name']} v{p['version']}: {p['rows']} rows -> {p['path']}", soft_wrap=True)
@@ -163,6 +164,19 @@ def _print_training(summaries: list[dict]) -> None:
             f"{m['val_baseline_mae']:.3f}", f"{m['val_baseline_rmse']:.3f}", "[green]yes[/]" if beats else "[red]no[/]",
         )
     console.print(table)
+
+
+def _register_commands() -> None:
+    import importlib
+    import pkgutil
+
+    from forecasting import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"forecasting.commands.{info.name}").register(app)
+
+
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -10,6 +10,7 @@ from torch import nn
 
 from forecasting import metrics
 from forecasting.baselines import seasonal_naive
+from forecasting.forecaster import TrainedForecaster
 from forecasting.scaling import SeriesScaler
 from forecasting.windows import SeriesPanel, WindowIndex, WindowSpec, gather
 
@@ -39,6 +40,30 @@ def predict_scaled(net: nn.Module, values: torch.Tensor, starts: np.ndarray, loo
     if not out:
         return np.empty((0, 0))
     return np.concatenate(out).astype(np.float64)
+
+
+def predict_starts(
+    trained: TrainedForecaster,
+    panel: SeriesPanel,
+    starts: np.ndarray,
+    *,
+    scaler: SeriesScaler | None = None,
+) -> dict[str, np.ndarray]:
+    """Forecasts in original units for the windows whose lookback begins at rows ``starts``.
+
+    The one entry point for batched inference (batch prediction, evaluation,
+    backtests): every window goes through the network in large chunks, never
+    one Python call per window or origin. Returns ``{"mean": (windows, horizon)}``;
+    models with more outputs add keys (e.g. quantiles) of the same shape.
+    ``scaler`` defaults to the trained one extended to series it never saw.
+    """
+    scaler = scaler or trained.scaler.extended(panel)
+    scaled = torch.from_numpy(scaler.transform(panel))  # (n_points, features)
+    pred = predict_scaled(trained.network(), scaled, np.asarray(starts, dtype=np.int64), trained.spec.lookback)
+    row_series = np.searchsorted(panel.offsets, starts, side="right") - 1  # (windows,)
+    ids = [panel.series_ids[i] for i in row_series]
+    mean = scaler.inverse_target(pred, ids) if len(ids) else pred
+    return {"mean": mean}
 
 
 def window_forecasts(

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-
 from forecasting.data.schema import validate_observations
 from forecasting.errors import ForecastingError
-from forecasting.evaluate import predict_scaled
+from forecasting.evaluate import predict_starts
 from forecasting.forecaster import TrainedForecaster
 from forecasting.windows import SeriesPanel
 
@@ -47,11 +45,8 @@ def forecast(trained: TrainedForecaster, history: pd.DataFrame, *, horizon: int 
     if short:
         raise ForecastingError("history too short to forecast:\n" + "\n".join(f"  - {s}" for s in short))
 
-    scaler = trained.scaler.extended(panel)
-    scaled = torch.from_numpy(scaler.transform(panel))  # (n_points, features)
     starts = panel.offsets[1:] - spec.lookback  # (series,): the last lookback window of each series
-    pred = predict_scaled(trained.network(), scaled, starts, spec.lookback)[:, :horizon]  # (series, horizon)
-    values = scaler.inverse_target(pred, list(panel.series_ids))
+    values = predict_starts(trained, panel, starts)["mean"][:, :horizon]  # (series, horizon)
     return _to_frame(panel, values, config.data.freq)
 
 
