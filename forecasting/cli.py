@@ -22,20 +22,32 @@ from forecasting.settings import Settings, apply_environment
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, register and run LSTM forecasters.")
 # Wide enough for the summary table and unbroken paths when output is piped or logged.
 console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="State folder (default $FORECASTING_HOME or ./.forecasting).")]
 DEFAULT_CONFIGS = ("weather.yaml", "stocks.yaml")
 
 
-class _HideUserErrorTracebacks(logging.Filter):
-    """Prefect logs failed runs with a traceback; for a user error the message is the whole story."""
+def _user_error_names() -> set[str]:
+    names, todo = set(), [ForecastingError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+class _HideUserErrors(logging.Filter):
+    """Keeps Prefect's console quiet about user errors: the CLI prints them once, without a traceback.
+
+    Sits on console handlers only, so the Prefect API (and UI) still records the failed runs.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], ForecastingError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
+            return False
+        message = record.getMessage()
+        return not any(f"{name}(" in message or f"{name}:" in message for name in _user_error_names())
 
 
 def setup_home(home: Path | None) -> Settings:
@@ -47,13 +59,12 @@ def setup_home(home: Path | None) -> Settings:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
-    log_filter = _HideUserErrorTracebacks()
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(name).addFilter(log_filter)
-    import prefect.logging.configuration  # noqa: F401  (configures handlers; the filter must sit on them)
+    import prefect.main  # noqa: F401  (sets up logging handlers; the filter must sit on them)
 
+    log_filter = _HideUserErrors()
     for handler in logging.getLogger("prefect").handlers + logging.getLogger().handlers:
-        handler.addFilter(log_filter)
+        if isinstance(handler, logging.StreamHandler):
+            handler.addFilter(log_filter)
     return settings
 
 

@@ -59,3 +59,33 @@ def test_user_errors_exit_nonzero_without_traceback(cli_home, args, message):
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_data_error_inside_a_flow_prints_one_message_and_no_traceback(cli_home):
+    """A real `forecast` process against the harness's API: stderr holds the error once, no Prefect noise."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefect.settings import PREFECT_API_URL
+
+    from forecasting.data.sources.bundled import load_bundled
+    from forecasting.data.store import ObservationStore
+
+    ObservationStore(cli_home / "store").upsert("seattle_weather", load_bundled("seattle_weather"))
+    bad = tiny_config_dict(name="bad-columns", data={"dataset": "seattle_weather", "freq": "D", "covariates": ["humidity"]},
+                           window={"lookback": 28, "horizon": 7}, baseline={"season_length": 7})
+    path = cli_home / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    forecast = Path(sys.executable).parent / "forecast"
+    proc = subprocess.run([str(forecast), "train", "--config", str(path), "--home", str(cli_home)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output
+    assert output.count("['humidity'] not found") == 1, output
+    assert "available covariates: ['precipitation', 'temp_min', 'wind']" in output
+    artifacts = cli_home / "mlartifacts"
+    assert not artifacts.exists() or not any(artifacts.rglob("MLmodel"))  # nothing half-registered
