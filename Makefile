@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test ui clean
+.PHONY: install demo test ui clean browser
 
 # The venv is rebuilt when the pins change. torch stays at exactly 2.13.0
 # (constraints.txt): the CPU wheel on local disk; any other version is a CUDA build.
@@ -19,7 +19,13 @@ install: $(STAMP)
 demo: install
 	$(BIN)/forecast quickstart
 
-test: install
+# The MLflow UI test drives Debian's Chromium (STACK.md); tools that download
+# their own browser cannot work offline.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: install browser
 	$(BIN)/python -m pytest
 
 ui: install

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forecasting.errors import ConfigError
 
@@ -21,10 +21,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+TargetTransform = Literal["none", "log", "difference", "log-return"]
+CalendarFeature = Literal["hour_of_day", "day_of_week", "day_of_year", "weekend", "holiday", "trading_day"]
+
+
 class DataConfig(_Strict):
     dataset: str = Field(description="Dataset name in the observation store, e.g. 'seattle_temps'.")
     series: list[str] | None = Field(None, description="Series ids to train on; all of the dataset when empty.")
-    covariates: list[str] = Field(default_factory=list, description="Past covariate columns fed to the encoder.")
+    covariates: list[str] = Field(
+        default_factory=list,
+        description="Past covariate columns (humidity, volume, ...): read over the lookback only, "
+        "so forecasting never needs their future values.",
+    )
+    future_covariates: list[str] = Field(
+        default_factory=list,
+        description="Known-future covariate columns (a planned promotion, a weather forecast): read over the "
+        "lookback and the horizon, so forecasting needs their values for every horizon step "
+        "(``forecast(..., future=frame)``); a missing value is an error naming series and timestamps.",
+    )
+    calendar: list[CalendarFeature] = Field(
+        default_factory=list,
+        description="Known-future calendar features computed from the timestamps, history and horizon alike: "
+        "hour_of_day, day_of_week, day_of_year (each as sin/cos), weekend, holiday (US federal) and "
+        "trading_day (NYSE session) flags. They need no input at prediction time.",
+    )
+    calendar_timezone: str = Field(
+        "UTC", description="IANA zone the calendar features are computed in, e.g. 'America/Los_Angeles'."
+    )
+    target_transform: TargetTransform = Field(
+        "none",
+        description="Applied to the target before scaling and inverted exactly after: 'log' (positive series), "
+        "'difference' (y_t - y_{t-1}) or 'log-return' (log y_t - log y_{t-1}, for prices). With the two "
+        "differencing transforms the network predicts the cumulative change from the last observation.",
+    )
     freq: str = Field(description="pandas offset alias of the series grid ('h', 'D', 'B'); dates the forecast steps.")
 
 
@@ -33,6 +62,21 @@ class WindowConfig(_Strict):
     horizon: int = Field(ge=1, description="Future steps forecast at once (direct multi-horizon head).")
     stride: int = Field(1, ge=1, description="Steps between consecutive training windows.")
     max_windows_per_series: int | None = Field(None, ge=1, description="Keep only the most recent training windows per series.")
+    min_length: int | None = Field(
+        None,
+        ge=1,
+        description="Fewest observed points a series needs to be forecast. Series shorter than lookback but at "
+        "least this long (a newly listed stock) are left-padded and a mask input marks the padding; the model "
+        "is trained on windows padded the same way (see pad_fraction). None means lookback: no padding.",
+    )
+    pad_fraction: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of training windows whose oldest part is masked as padding (leaving at least "
+        "min_length observed points), so the model learns to forecast short series. Used only when "
+        "min_length < lookback.",
+    )
 
 
 class SplitConfig(_Strict):
@@ -41,23 +85,65 @@ class SplitConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    cell: Literal["lstm"] = Field("lstm", description="Recurrent cell.")
-    hidden_size: int = Field(64, ge=1, description="Units per LSTM layer (per direction).")
-    num_layers: int = Field(2, ge=1, description="Stacked LSTM layers.")
+    cell: Literal["lstm", "gru", "rnn"] = Field(
+        "lstm", description="Recurrent cell: lstm, gru, or a vanilla tanh rnn (kept as a reference point)."
+    )
+    hidden_size: int = Field(64, ge=1, description="Units per recurrent layer (per direction).")
+    num_layers: int = Field(2, ge=1, description="Stacked recurrent layers.")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout between stacked layers and before the head.")
     bidirectional: bool = Field(False, description="Encode the lookback window in both directions.")
-    anchor: Literal["last", "none"] = Field(
-        "last",
-        description="'last': the network sees and predicts the target relative to the last observed value, "
-        "so level shifts beyond the training range (prices) do not push inputs out of distribution.",
+    head: Literal["direct", "autoregressive"] = Field(
+        "direct",
+        description="'direct': one layer emits every horizon step at once from the encoder state (no error "
+        "feedback). 'autoregressive': a seq2seq decoder of the same cell steps through the horizon, fed its "
+        "own previous forecast and that step's known-future covariates.",
     )
-
-
+    anchor: Literal["auto", "last", "none"] = Field(
+        "auto",
+        description="'last': the network sees and predicts the target relative to the last observed value, "
+        "so level shifts beyond the training range (prices) do not push inputs out of distribution. "
+        "'auto': 'last', except 'none' for the differencing target transforms (already relative).",
+    )
     linear_skip: bool = Field(
         True,
         description="Add a linear map from the lookback target to the horizon (LSTNet's highway): "
         "seasonal patterns are copied exactly and the LSTM learns the rest.",
     )
+    quantiles: list[float] = Field(
+        default_factory=list,
+        description="Quantile levels in (0, 1) to forecast, e.g. [0.1, 0.5, 0.9]; trained with pinball loss and "
+        "built as cumulative softplus steps from a centre quantile, so they never cross.",
+    )
+    point: Literal["auto", "median", "mean"] = Field(
+        "auto",
+        description="The point forecast ('mean' column of every forecast): 'median' is the 0.5 quantile (needs "
+        "0.5 in quantiles); 'mean' adds a separate output trained with MSE. 'auto': the median when 0.5 is "
+        "among the quantiles, else the mean.",
+    )
+    chrono_init: bool = Field(
+        True,
+        description="Initialise LSTM/GRU gate biases for memory spread up to the lookback (Tallec & Ollivier "
+        "2018) instead of torch's default, which halves each unit's state every step at the start.",
+    )
+    embedding_dim: int = Field(
+        0,
+        ge=0,
+        description="Static covariate: a learned per-series embedding of this size fed to every step "
+        "(0 = none). Series unseen in training use a shared 'unknown' vector, trained by dropping the "
+        "series identity from 10% of training windows.",
+    )
+
+    @field_validator("quantiles")
+    @classmethod
+    def _sorted(cls, value: list[float]) -> list[float]:
+        return sorted(value)
+
+    @property
+    def point_kind(self) -> str:
+        """'mean' or 'median', with 'auto' resolved."""
+        if self.point == "auto":
+            return "median" if 0.5 in self.quantiles else "mean"
+        return self.point
 
 
 class TrainingConfig(_Strict):
@@ -80,6 +166,16 @@ class BaselineConfig(_Strict):
     season_length: int = Field(1, ge=1, description="Season of the seasonal-naive baseline (24 for hourly, 1 = naive).")
 
 
+class PromotionConfig(_Strict):
+    metric: Literal["mae", "rmse", "smape", "mase"] = Field(
+        "mae", description="Backtest metric a challenger must win on (lower is better)."
+    )
+    margin: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Relative improvement over the champion required to promote (0.02 = 2% lower)."
+    )
+    origins: int = Field(30, ge=1, description="Most recent out-of-sample origins both versions are backtested on.")
+
+
 class ForecasterConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Registered model name in MLflow.")
     description: str = ""
@@ -89,20 +185,47 @@ class ForecasterConfig(_Strict):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     baseline: BaselineConfig = BaselineConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    backtest: dict[str, Any] | None = Field(
+        None, description="Backtest settings (forecasting.backtest_config validates them); ignored by training."
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ForecasterConfig:
-        problems = []
+        problems = _data_problems(self.data) + _model_problems(self.model, self.data)
         if self.baseline.season_length > self.window.lookback:
             problems.append(
                 f"baseline.season_length: {self.baseline.season_length} exceeds window.lookback "
                 f"{self.window.lookback}; the seasonal-naive baseline needs one full season of history"
             )
+        if self.window.min_length is not None and self.window.min_length > self.window.lookback:
+            problems.append(
+                f"window.min_length: {self.window.min_length} exceeds window.lookback {self.window.lookback}; "
+                "series at least lookback long need no padding"
+            )
         if self.training.batch_size > 65536:
             problems.append(f"training.batch_size: {self.training.batch_size} is larger than any sensible batch")
         if problems:
-            raise ValueError("; ".join(problems))
+            # One line per problem; _format_errors lists each as its own item.
+            raise ValueError("\n".join(problems))
         return self
+
+    @property
+    def anchor_last(self) -> bool:
+        """Whether the network works relative to the last observed value (``model.anchor`` resolved)."""
+        if self.model.anchor == "auto":
+            return self.data.target_transform in ("none", "log")
+        return self.model.anchor == "last"
+
+    @property
+    def min_length(self) -> int:
+        """Fewest observed points a series needs to be forecast (``window.min_length`` or lookback)."""
+        return self.window.min_length or self.window.lookback
+
+    @property
+    def padded(self) -> bool:
+        """True when short series are left-padded and the network reads a mask input."""
+        return self.min_length < self.window.lookback
 
     def flat(self) -> dict[str, Any]:
         """Every resolved setting as ``section.key -> value``: what MLflow logs as params."""
@@ -115,15 +238,80 @@ class ForecasterConfig(_Strict):
             else:
                 out[prefix] = value
 
-        walk("", self.model_dump(mode="json"))
+        walk("", self.model_dump(mode="json", exclude={"backtest"} if self.backtest is None else None))
         return out
+
+
+def _data_problems(data: DataConfig) -> list[str]:
+    problems = []
+    both = sorted(set(data.covariates) & set(data.future_covariates))
+    if both:
+        problems.append(f"data.future_covariates: {both} are also listed in data.covariates; name each column once")
+    for field_name in ("covariates", "future_covariates", "calendar"):
+        values = getattr(data, field_name)
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            problems.append(f"data.{field_name}: {repeated} listed more than once")
+    reserved = sorted({"series_id", "timestamp", "target"} & set(data.covariates + data.future_covariates))
+    if reserved:
+        problems.append(f"data covariates: {reserved} are reserved column names, not covariates")
+    try:
+        offset = _offset(data.freq)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a config problem
+        problems.append(f"data.freq: {data.freq!r} is not a pandas offset alias or trading calendar ({exc})")
+    else:
+        daily_or_longer = offset is not None and _at_least_a_day(offset)
+        if daily_or_longer and "hour_of_day" in data.calendar:
+            problems.append(f"data.calendar: hour_of_day is constant on a {data.freq!r} grid; drop it")
+    try:
+        import zoneinfo
+
+        zoneinfo.ZoneInfo(data.calendar_timezone)
+    except Exception:  # noqa: BLE001 - ZoneInfo raises several types
+        problems.append(f"data.calendar_timezone: {data.calendar_timezone!r} is not an IANA time zone")
+    return problems
+
+
+def _model_problems(model: ModelConfig, data: DataConfig) -> list[str]:
+    problems = []
+    outside = [q for q in model.quantiles if not 0.0 < q < 1.0]
+    if outside:
+        problems.append(f"model.quantiles: {outside} outside (0, 1)")
+    if len(set(model.quantiles)) != len(model.quantiles):
+        problems.append(f"model.quantiles: {model.quantiles} repeats a level")
+    if model.point == "median" and 0.5 not in model.quantiles:
+        problems.append(f"model.point: 'median' needs 0.5 in model.quantiles (got {model.quantiles})")
+    if model.anchor == "last" and data.target_transform in ("difference", "log-return"):
+        problems.append(
+            f"model.anchor: 'last' with data.target_transform {data.target_transform!r} would anchor on the last "
+            "change, not the last level; use 'auto' or 'none'"
+        )
+    return problems
+
+
+def _offset(freq: str):  # noqa: ANN202 - a pandas DateOffset
+    from forecasting.data.calendar import offset_for
+
+    return offset_for(freq)
+
+
+def _at_least_a_day(offset) -> bool:  # noqa: ANN001 - a pandas DateOffset
+    import pandas as pd
+
+    try:
+        return pd.Timedelta(offset) >= pd.Timedelta(days=1)
+    except (TypeError, ValueError):
+        return True  # business days, months, trading sessions: calendar steps of a day or more
 
 
 def _format_errors(source: str, error: ValidationError) -> ConfigError:
     problems = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in item["loc"])
         msg = item["msg"].removeprefix("Value error, ")
+        if not where:  # cross-field checks: each line already names its fields
+            problems.extend(msg.splitlines())
+            continue
         value = item.get("input")
         shown = "" if isinstance(value, dict) or item["type"] == "missing" else f" (got {value!r})"
         problems.append(f"{where}: {msg}{shown}")

@@ -1,18 +1,21 @@
-"""Score a network on held-out windows against the seasonal-naive baseline, in original units."""
+"""Batched inference in original units, and scores against the seasonal-naive baseline."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
-from forecasting import metrics
+from forecasting import metrics, transforms
 from forecasting.baselines import seasonal_naive
+from forecasting.errors import ForecastingError
+from forecasting.features import future_block, model_values
 from forecasting.forecaster import TrainedForecaster
 from forecasting.scaling import SeriesScaler
-from forecasting.windows import SeriesPanel, WindowIndex, WindowSpec, gather
+from forecasting.windows import SeriesPanel, WindowIndex, gather
 
 
 @dataclass(frozen=True)
@@ -22,23 +25,62 @@ class WindowForecasts:
     series: np.ndarray  # (windows,) series index into the panel
     lookback: np.ndarray  # (windows, lookback) observed target
     actual: np.ndarray  # (windows, horizon)
-    predicted: np.ndarray  # (windows, horizon)
+    predicted: np.ndarray  # (windows, horizon) the point forecast
     baseline: np.ndarray  # (windows, horizon)
+    quantiles: dict[str, np.ndarray] = field(default_factory=dict)  # "q0.1" -> (windows, horizon)
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """A panel turned into network inputs once, for any number of windows."""
+
+    values: np.ndarray  # (n_points, columns) float32, see forecasting.features
+    scaler: SeriesScaler  # fitted on the transformed panel; covers every series of it
+
+
+def model_inputs(trained: TrainedForecaster, panel: SeriesPanel, *, scaler: SeriesScaler | None = None) -> ModelInputs:
+    """Transform, scale and lay out ``panel`` as the network reads it."""
+    kind = trained.config.data.target_transform
+    transformed = transforms.apply(panel, kind)
+    scaler = scaler or trained.scaler.extended(transformed)
+    values = model_values(panel, trained.layout, scaler, transform=kind, transformed=transformed)
+    return ModelInputs(values, scaler)
 
 
 @torch.no_grad()
-def predict_scaled(net: nn.Module, values: torch.Tensor, starts: np.ndarray, lookback: int, *, batch_size: int = 4096) -> np.ndarray:
-    """Run the network over windows starting at ``starts`` in one batched pass per chunk."""
+def run_network(
+    net: nn.Module,
+    values: np.ndarray,
+    starts: np.ndarray,
+    future: np.ndarray,
+    codes: np.ndarray,
+    *,
+    lookback: int,
+    past_columns: list[int],
+    first_change_unknown: bool = False,
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """``(B, horizon, outputs)`` scaled outputs for windows whose lookback starts at rows ``starts``.
+
+    One gather and one forward pass per chunk of ``batch_size`` windows.
+    ``first_change_unknown`` (differencing transforms) zeroes each window's
+    first change, as in training: a history of exactly ``lookback`` points
+    has no predecessor for it, so only the last ``lookback`` points matter.
+    """
     net.eval()
     device = next(net.parameters()).device
+    table = torch.from_numpy(values[:, past_columns])  # (n_points, n_past)
     out = []
-    for chunk in np.array_split(starts, max(1, int(np.ceil(len(starts) / batch_size)))):
-        if len(chunk) == 0:
-            continue
-        x = gather(values, torch.as_tensor(chunk, dtype=torch.long), lookback)  # (batch, lookback, features)
-        out.append(net(x.to(device)).float().cpu().numpy())  # (batch, horizon)
+    for lo in range(0, len(starts), batch_size):
+        chunk = slice(lo, lo + batch_size)
+        past = gather(table, torch.from_numpy(starts[chunk]), lookback)  # (batch, lookback, n_past)
+        if first_change_unknown:
+            past[:, 0, 0] = 0.0
+        fut = torch.from_numpy(future[chunk])  # (batch, horizon, n_future)
+        series = torch.from_numpy(codes[chunk])  # (batch,)
+        out.append(net(past.to(device), fut.to(device), series.to(device)).float().cpu().numpy())
     if not out:
-        return np.empty((0, 0))
+        return np.empty((0, net.horizon, len(net.outputs)))
     return np.concatenate(out).astype(np.float64)
 
 
@@ -48,47 +90,121 @@ def predict_starts(
     starts: np.ndarray,
     *,
     scaler: SeriesScaler | None = None,
+    future: pd.DataFrame | None = None,
+    horizon: int | None = None,
+    inputs: ModelInputs | None = None,
 ) -> dict[str, np.ndarray]:
     """Forecasts in original units for the windows whose lookback begins at rows ``starts``.
 
     The one entry point for batched inference (batch prediction, evaluation,
     backtests): every window goes through the network in large chunks, never
-    one Python call per window or origin. Returns ``{"mean": (windows, horizon)}``;
-    models with more outputs add keys (e.g. quantiles) of the same shape.
-    ``scaler`` defaults to the trained one extended to series it never saw.
+    one Python call per window or origin.
+
+    ``panel`` holds the target and the model's data columns
+    (``trained.layout.data_features``), in raw units; a NaN target marks
+    left padding (``windows.left_pad``). Each window's lookback must lie
+    inside its series. Returns ``{"mean": (windows, horizon)}``, the point
+    forecast: the mean output, or the 0.5 quantile when the model forecasts
+    the median (``model.point``). Quantile models add ``"q0.1"``, ... of the
+    same shape, never crossing. A window whose horizon runs past the end of its
+    series takes calendar features from the ``freq`` grid and future
+    covariates from ``future`` (series_id, timestamp, columns); missing ones
+    are an error naming series and timestamps.
+
+    ``horizon`` (default the model's) keeps the first steps only; future
+    covariates are then needed for those steps alone. ``scaler`` (fitted on
+    the *transformed* panel) defaults to the trained one extended to series it
+    never saw; ``inputs`` reuses a ``model_inputs`` result.
     """
-    scaler = scaler or trained.scaler.extended(panel)
-    scaled = torch.from_numpy(scaler.transform(panel))  # (n_points, features)
-    pred = predict_scaled(trained.network(), scaled, np.asarray(starts, dtype=np.int64), trained.spec.lookback)
-    row_series = np.searchsorted(panel.offsets, starts, side="right") - 1  # (windows,)
-    ids = [panel.series_ids[i] for i in row_series]
-    mean = scaler.inverse_target(pred, ids) if len(ids) else pred
-    return {"mean": mean}
+    starts = np.asarray(starts, dtype=np.int64)
+    spec = trained.spec
+    horizon = spec.horizon if horizon is None else int(horizon)
+    if not 1 <= horizon <= spec.horizon:
+        raise ForecastingError(f"horizon {horizon} is outside 1..{spec.horizon}, the horizon model '{trained.config.name}' was trained for")
+    _check_starts(panel, starts, spec.lookback)
+    inputs = inputs or model_inputs(trained, panel, scaler=scaler)
+    layout = trained.layout
+    series = np.searchsorted(panel.offsets, starts, side="right") - 1  # (windows,)
+    ids = [panel.series_ids[i] for i in series]
+    fut = future_block(
+        panel, inputs.values, starts, layout=layout, scaler=inputs.scaler,
+        lookback=spec.lookback, horizon=spec.horizon, freq=trained.config.data.freq, future=future, required=horizon,
+    )
+    net = trained.network()
+    codes = trained.series_codes(panel.series_ids)[series] if len(starts) else np.zeros(0, np.int64)
+    kind = trained.config.data.target_transform
+    pred = run_network(
+        net, inputs.values, starts, fut, codes, lookback=spec.lookback, past_columns=layout.past_columns,
+        first_change_unknown=transforms.is_cumulative(kind),
+    )
+    if len(starts):
+        rows = inputs.scaler._positions(ids)  # noqa: SLF001 - same package
+        last = panel.values[starts + spec.lookback - 1, 0]  # (windows,) raw origin value
+        pred = transforms.invert(
+            pred, kind=kind,
+            mean=inputs.scaler.mean[rows, 0], scale=inputs.scaler.scale[rows, 0], last=last,
+        )
+    pred = pred[:, :horizon]
+    out = {"mean": pred[..., net.point_index]}
+    for k, name in enumerate(net.outputs):
+        if name.startswith("q"):
+            out[name] = pred[..., k]
+    return out
+
+
+def _check_starts(panel: SeriesPanel, starts: np.ndarray, lookback: int) -> None:
+    if starts.ndim != 1:
+        raise ValueError(f"starts must be 1-d, got shape {starts.shape}")
+    if not len(starts):
+        return
+    series = np.searchsorted(panel.offsets, starts, side="right") - 1
+    bad = (starts < 0) | (series >= panel.n_series)
+    series = np.clip(series, 0, panel.n_series - 1)
+    bad |= starts + lookback > panel.offsets[series + 1]
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{int(bad.sum())} window(s) do not fit inside one series with lookback {lookback}; "
+            f"the first starts at row {int(starts[first])} (pad short series with windows.left_pad)"
+        )
 
 
 def window_forecasts(
-    net: nn.Module,
+    trained: TrainedForecaster,
     panel: SeriesPanel,
-    scaled: torch.Tensor,
     index: WindowIndex,
-    spec: WindowSpec,
-    scaler: SeriesScaler,
     *,
     season: int,
+    inputs: ModelInputs | None = None,
 ) -> WindowForecasts:
-    """Forecast every window of ``index`` with the network and the seasonal-naive baseline."""
+    """Forecast every window of ``index`` with the model and the seasonal-naive baseline."""
+    spec = trained.spec
     positions = index.starts[:, None] + np.arange(spec.length)  # (windows, length)
-    target = panel.values[positions, 0]  # (windows, length), raw units
+    target = panel.values[positions, 0]  # (windows, length), raw units; NaN where padded
     lookback, actual = target[:, : spec.lookback], target[:, spec.lookback :]
-    scaled_pred = predict_scaled(net, scaled, index.starts, spec.lookback)  # (windows, horizon)
-    ids = [panel.series_ids[i] for i in index.series]
-    predicted = scaler.inverse_target(scaled_pred, ids) if len(ids) else scaled_pred
-    baseline = seasonal_naive(lookback, spec.horizon, season=season)
-    return WindowForecasts(index.series, lookback, actual, predicted, baseline)
+    pred = predict_starts(trained, panel, index.starts, inputs=inputs)
+    baseline = seasonal_naive(_backfill(lookback), spec.horizon, season=season)
+    quantiles = {k: v for k, v in pred.items() if k != "mean"}
+    return WindowForecasts(index.series, lookback, actual, pred["mean"], baseline, quantiles)
+
+
+def _backfill(x: np.ndarray) -> np.ndarray:
+    """Padded (NaN) lookback steps take the first observed value, so baselines stay defined."""
+    if not np.isnan(x).any():
+        return x
+    first = np.argmax(~np.isnan(x), axis=1)  # (windows,)
+    filled = np.where(np.isnan(x), x[np.arange(x.shape[0]), first][:, None], x)
+    return filled
 
 
 def score(wf: WindowForecasts, *, prefix: str) -> dict[str, float]:
-    """MAE and RMSE of model and baseline over all windows and steps, plus the skill against the baseline."""
+    """Accuracy of model and baseline over all windows and steps, in original units.
+
+    MAE and RMSE of both, the MAE skill against the baseline (> 0 beats it)
+    and, for quantile models, the mean pinball loss and the coverage of every
+    central interval next to its nominal level: ``val_coverage_80`` is the
+    share of actuals inside [q0.1, q0.9], ``val_coverage_80_nominal`` 0.8.
+    """
     if wf.actual.size == 0:
         return {}
     out = {
@@ -100,4 +216,35 @@ def score(wf: WindowForecasts, *, prefix: str) -> dict[str, float]:
     base = out[f"{prefix}_baseline_mae"]
     # Skill > 0 means the model beats the baseline; undefined when the baseline is perfect.
     out[f"{prefix}_mae_skill"] = 1.0 - out[f"{prefix}_mae"] / base if base > 0 else float("nan")
+    if wf.quantiles:
+        levels = {float(name[1:]): q for name, q in wf.quantiles.items()}
+        out[f"{prefix}_pinball"] = float(
+            np.mean([pinball(wf.actual, q, level=level) for level, q in levels.items()])
+        )
+        for lo, hi, nominal in central_intervals(tuple(levels)):
+            pct = round(100 * nominal)
+            out[f"{prefix}_coverage_{pct}"] = coverage(wf.actual, levels[lo], levels[hi])
+            out[f"{prefix}_coverage_{pct}_nominal"] = nominal
     return out
+
+
+def central_intervals(levels: tuple[float, ...]) -> list[tuple[float, float, float]]:
+    """``(lower, upper, nominal)`` for every pair of levels symmetric about 0.5, e.g. (0.1, 0.9, 0.8)."""
+    pairs = []
+    for lo in sorted(q for q in levels if q < 0.5):
+        hi = next((q for q in levels if abs(q - (1.0 - lo)) < 1e-9), None)
+        if hi is not None:
+            pairs.append((lo, hi, round(hi - lo, 9)))
+    return pairs
+
+
+def pinball(actual: np.ndarray, pred: np.ndarray, *, level: float) -> float:
+    """Mean pinball (quantile) loss of quantile forecasts ``pred`` at ``level``, in the series' units."""
+    error = np.asarray(actual, dtype=np.float64) - np.asarray(pred, dtype=np.float64)
+    return float(np.mean(np.maximum(level * error, (level - 1.0) * error)))
+
+
+def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """Share of ``actual`` inside ``[lower, upper]``: compare with the interval's nominal level."""
+    actual = np.asarray(actual, dtype=np.float64)
+    return float(np.mean((actual >= lower) & (actual <= upper)))

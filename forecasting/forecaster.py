@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
 from forecasting.config import ForecasterConfig, config_to_yaml, parse_config
-from forecasting.model import LSTMForecaster
+from forecasting.errors import ForecastingError
+from forecasting.features import InputLayout
+from forecasting.model import RecurrentForecaster, output_names
 from forecasting.scaling import SeriesScaler
 from forecasting.windows import WindowSpec
 
@@ -26,18 +29,27 @@ WEIGHTS_FILE = "weights.pt"
 META_FILE = "meta.json"
 
 
-def build_network(config: ForecasterConfig) -> LSTMForecaster:
-    """The network a config describes (features = target + covariates)."""
+def build_network(config: ForecasterConfig, n_series: int = 0) -> RecurrentForecaster:
+    """The network a config describes; ``n_series`` training series size the optional embedding."""
     m = config.model
-    return LSTMForecaster(
-        n_features=1 + len(config.data.covariates),
+    layout = InputLayout.from_config(config)
+    return RecurrentForecaster(
+        n_features=layout.n_past,
         horizon=config.window.horizon,
+        n_future=layout.n_future,
+        cell=m.cell,
         hidden_size=m.hidden_size,
         num_layers=m.num_layers,
         dropout=m.dropout,
         bidirectional=m.bidirectional,
-        anchor_last=m.anchor == "last",
+        head=m.head,
+        anchor_last=config.anchor_last,
         lookback=config.window.lookback if m.linear_skip else None,
+        quantiles=tuple(m.quantiles),
+        mean=m.point_kind == "mean",
+        n_series=n_series if m.embedding_dim else 0,
+        embedding_dim=m.embedding_dim,
+        memory=config.window.lookback if m.chrono_init else None,
     )
 
 
@@ -57,11 +69,33 @@ class TrainedForecaster:
         w = self.config.window
         return WindowSpec(lookback=w.lookback, horizon=w.horizon, stride=w.stride)
 
-    def network(self) -> LSTMForecaster:
+    @property
+    def layout(self) -> InputLayout:
+        """Which columns the network reads (covariates, calendar, mask)."""
+        return InputLayout.from_config(self.config)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The network's output columns, e.g. ``("mean",)`` or ``("q0.1", "q0.5", "q0.9")``."""
+        m = self.config.model
+        return output_names(tuple(m.quantiles), m.point_kind == "mean")
+
+    def network(self) -> RecurrentForecaster:
         """A fresh network with the trained weights, in eval mode on the CPU."""
-        net = build_network(self.config)
-        net.load_state_dict(self.state_dict)
+        net = build_network(self.config, len(self.scaler.series_ids))
+        try:
+            net.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            raise ForecastingError(
+                f"weights of model '{self.config.name}' do not fit the network its config describes "
+                f"(saved by an older version of this package?): {str(exc).splitlines()[0]}"
+            ) from None
         return net.eval()
+
+    def series_codes(self, series_ids: list[str] | tuple[str, ...]) -> np.ndarray:
+        """``(n,)`` int64 embedding rows: training series 1..n, series never seen in training 0."""
+        position = {s: i + 1 for i, s in enumerate(self.scaler.series_ids)}
+        return np.array([position.get(s, 0) for s in series_ids], dtype=np.int64)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)

@@ -9,63 +9,88 @@ import pandas as pd
 from forecasting.data.schema import validate_observations
 from forecasting.errors import ForecastingError
 from forecasting.evaluate import predict_starts
+from forecasting.features import horizon_timestamps
 from forecasting.forecaster import TrainedForecaster
-from forecasting.windows import SeriesPanel
+from forecasting.windows import SeriesPanel, left_pad
 
 FORECAST_COLUMNS = ["series_id", "origin", "timestamp", "step", "mean"]
 LINEAGE_COLUMNS = ["model_name", "model_version", "run_id"]
 
 
-def forecast(trained: TrainedForecaster, history: pd.DataFrame, *, horizon: int | None = None) -> pd.DataFrame:
+def forecast(
+    trained: TrainedForecaster,
+    history: pd.DataFrame,
+    *,
+    horizon: int | None = None,
+    future: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Forecast ``horizon`` steps after the last observation of every series in ``history``.
 
     ``history`` is a canonical observation frame (series_id, timestamp, target,
     and the covariates the model was trained with). Only each series' last
-    ``lookback`` points are used. Series the model never saw are scaled on
-    their own history. Returns one row per (series, step), in original units.
+    ``lookback`` points are used; a series with fewer, but at least the
+    model's ``min_length`` (``window.min_length``), is left-padded with a mask.
+    Series the model never saw are scaled on their own history.
+
+    Calendar features of the horizon are computed from the ``freq`` grid. A
+    model with ``data.future_covariates`` needs their values for every horizon
+    step in ``future`` (series_id, timestamp, columns); anything missing is one
+    error naming each series and timestamp.
+
+    Returns one row per (series, step) in original units: ``mean`` is the
+    point forecast (the 0.5 quantile for median models), plus ``q0.1``, ...
+    columns for quantile models.
     """
     config = trained.config
     spec = trained.spec
     horizon = spec.horizon if horizon is None else int(horizon)
     if not 1 <= horizon <= spec.horizon:
         raise ForecastingError(f"horizon {horizon} is outside 1..{spec.horizon}, the horizon model '{config.name}' was trained for")
-    covariates = config.data.covariates
-    missing = [c for c in ["series_id", "timestamp", "target", *covariates] if c not in history.columns]
+    columns = list(trained.layout.data_features[1:])
+    missing = [c for c in ["series_id", "timestamp", "target", *columns] if c not in history.columns]
     if missing:
         raise ForecastingError(
             f"history for model '{config.name}' lacks column(s) {missing}; it has {list(history.columns)}"
         )
-    frame = validate_observations(history[["series_id", "timestamp", "target", *covariates]], required=covariates, name="history")
-    panel = SeriesPanel.from_frame(frame, covariates=covariates)
+    frame = validate_observations(history[["series_id", "timestamp", "target", *columns]], required=columns, name="history")
+    panel = SeriesPanel.from_frame(frame, covariates=columns)
+    least = config.min_length
+    if config.padded:
+        why = f"window.min_length; series shorter than lookback {spec.lookback} are left-padded"
+    else:
+        why = "its lookback; a model trained with window.min_length pads shorter series"
     short = [
-        f"series '{sid}' has {n} points; lookback {spec.lookback} needs {spec.lookback}"
+        f"series '{sid}' has {n} points; model '{config.name}' needs at least {least} ({why})"
         for sid, n in zip(panel.series_ids, panel.lengths, strict=True)
-        if n < spec.lookback
+        if n < least
     ]
     if short:
         raise ForecastingError("history too short to forecast:\n" + "\n".join(f"  - {s}" for s in short))
+    last = panel.timestamps[panel.offsets[1:] - 1]  # (series,) origins, before any padding
+    if config.padded:
+        from forecasting.data.calendar import offset_for
+
+        panel, _ = left_pad(panel, spec.lookback, offset_for(config.data.freq))
 
     starts = panel.offsets[1:] - spec.lookback  # (series,): the last lookback window of each series
-    values = predict_starts(trained, panel, starts)["mean"][:, :horizon]  # (series, horizon)
-    return _to_frame(panel, values, config.data.freq)
+    predicted = predict_starts(trained, panel, starts, future=future, horizon=horizon)  # name -> (series, horizon)
+    return _to_frame(panel.series_ids, last, predicted, config.data.freq)
 
 
-def _to_frame(panel: SeriesPanel, values: np.ndarray, freq: str) -> pd.DataFrame:
-    n_series, horizon = values.shape
-    last = pd.to_datetime(panel.timestamps[panel.offsets[1:] - 1]).tz_localize("UTC")  # (series,)
-    offset = pd.tseries.frequencies.to_offset(freq)
-    timestamps = np.stack([(last + offset * (h + 1)).to_numpy() for h in range(horizon)], axis=1)  # (series, horizon)
+def _to_frame(series_ids: tuple[str, ...], last: np.ndarray, values: dict[str, np.ndarray], freq: str) -> pd.DataFrame:
+    n_series, horizon = values["mean"].shape
+    timestamps = horizon_timestamps(last, freq, horizon)  # (series, horizon)
     out = pd.DataFrame(
         {
-            "series_id": np.repeat(np.asarray(panel.series_ids, dtype=object), horizon),
-            "origin": np.repeat(last.to_numpy(), horizon),
+            "series_id": np.repeat(np.asarray(series_ids, dtype=object), horizon),
+            "origin": np.repeat(last, horizon),
             "timestamp": timestamps.reshape(-1),
             "step": np.tile(np.arange(1, horizon + 1), n_series),
-            "mean": values.reshape(-1),
+            **{name: v.reshape(-1) for name, v in values.items()},
         }
     )
     for col in ("origin", "timestamp"):
-        out[col] = pd.to_datetime(out[col], utc=True)
+        out[col] = pd.to_datetime(out[col]).dt.tz_localize("UTC")
     out["series_id"] = out["series_id"].astype(str)
     return out
 
@@ -77,7 +102,7 @@ def forecast_path(forecasts_dir: str | Path, model_name: str, forecasts: pd.Data
 
 
 def latest_history(frame: pd.DataFrame, lookback: int) -> pd.DataFrame:
-    """Each series' last ``lookback`` rows: all a direct-head forecast needs to read."""
+    """Each series' last ``lookback`` rows: all a forecast needs to read."""
     frame = frame.sort_values(["series_id", "timestamp"])
     return frame.groupby("series_id", sort=False, group_keys=False).tail(lookback).reset_index(drop=True)
 
@@ -89,8 +114,10 @@ def write_forecasts(forecasts: pd.DataFrame, forecasts_dir: str | Path, model_na
     problems = []
     if forecasts.empty:
         problems.append("no rows")
-    if not np.isfinite(forecasts["mean"].to_numpy(dtype=float)).all():
-        bad = sorted(forecasts.loc[~np.isfinite(forecasts["mean"].to_numpy(dtype=float)), "series_id"].unique())
+    value_columns = [c for c in forecasts.columns if c == "mean" or (c.startswith("q") and c[1:2].isdigit())]
+    finite = np.isfinite(forecasts[value_columns].to_numpy(dtype=float)).all(axis=1)
+    if not finite.all():
+        bad = sorted(forecasts.loc[~finite, "series_id"].unique())
         problems.append(f"non-finite forecasts for series {bad}")
     if forecasts.duplicated(["series_id", "origin", "step"]).any():
         problems.append("duplicate (series_id, origin, step) rows")

@@ -89,14 +89,22 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
         self.run_id = config.get("run_id", "")
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Forecast every series in ``model_input``; ``params={'horizon': h}`` shortens the horizon."""
+        """Forecast every series in ``model_input``; ``params={'horizon': h}`` shortens the horizon.
+
+        Rows with an empty ``target`` are the horizon's known-future covariates
+        (models with ``data.future_covariates``), not history.
+        """
         from forecasting.predict import forecast
 
         horizon = (params or {}).get("horizon")
         if not pd.api.types.is_datetime64_any_dtype(model_input["timestamp"]):
             # JSON requests carry timestamps as ISO strings; naive ones are taken as UTC.
             model_input = model_input.assign(timestamp=pd.to_datetime(model_input["timestamp"], utc=True))
-        out = forecast(self.trained, model_input, horizon=horizon)
+        future = None
+        if "target" in model_input and model_input["target"].isna().any():
+            future = model_input[model_input["target"].isna()]
+            model_input = model_input[model_input["target"].notna()]
+        out = forecast(self.trained, model_input, horizon=horizon, future=future)
         out["model_name"] = self.model_name
         out["model_version"] = self.model_version
         out["run_id"] = self.run_id
@@ -157,6 +165,8 @@ def log_and_register(
         client.set_model_version_tag(config.name, version, key, value)
     for alias in aliases:
         client.set_registered_model_alias(config.name, alias, version)
+    if CHAMPION in aliases:
+        client.update_registered_model(config.name, description=_model_card(trained, version))
     return ModelRef(config.name, version, run_id)
 
 
@@ -173,14 +183,47 @@ def _signature(example: pd.DataFrame, output: pd.DataFrame, *, horizon: int) -> 
 
 
 def _tags(trained: TrainedForecaster) -> dict[str, str]:
-    c = trained.config
-    return {
+    """Tags to filter by in the UI, and the lineage a version must carry to be reproduced."""
+    c, meta = trained.config, trained.meta
+    data = meta.get("data") or {}
+    hardware = meta.get("hardware") or {}
+    series = data.get("series") or list(trained.scaler.series_ids)
+    tags = {
         "dataset": c.data.dataset,
+        "target": f"{c.data.dataset}:target",
         "freq": c.data.freq,
         "horizon": str(c.window.horizon),
         "lookback": str(c.window.lookback),
-        "series_count": str(len(trained.scaler.series_ids)),
+        "series_count": str(len(series)),
+        "series": ",".join(series)[:4000],
+        "data.rows": str(data.get("rows", "")),
+        "data.start": str(data.get("start", "")),
+        "data.end": str(data.get("end", "")),
+        "data.sha1": str(data.get("sha1", "")),
+        "seed": str(c.training.seed),
+        "train_seconds": str(meta.get("train_seconds", "")),
+        "hardware.device": str(hardware.get("device", "")),
+        "hardware.threads": str(hardware.get("threads", "")),
+        "git_commit": _git_commit(),
     }
+    for package in ("torch", "pytorch-lightning", "pandas", "numpy", "mlflow"):
+        tags[f"versions.{package}"] = metadata.version(package)
+    return tags
+
+
+def _git_commit() -> str:
+    """The commit of the code that trained the model ('unknown' outside a git checkout)."""
+    import subprocess
+
+    root = Path(forecasting.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = out.stdout.strip() if out.returncode == 0 else "unknown"
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10)
+    return commit + ("+dirty" if commit != "unknown" and dirty.stdout.strip() else "")
 
 
 def _description(trained: TrainedForecaster) -> str:
@@ -198,6 +241,17 @@ def _description(trained: TrainedForecaster) -> str:
     if data:
         lines.append(f"Trained on {data.get('rows')} rows from {data.get('start')} to {data.get('end')}.")
     return "\n\n".join(lines)
+
+
+def _model_card(trained: TrainedForecaster, version: str) -> str:
+    """The registered model's description: what it forecasts and how the champion scores."""
+    c = trained.config
+    return "\n\n".join(
+        [
+            f"**{c.name}**: {c.description or 'LSTM forecaster'}",
+            f"Champion: version {version}. " + _description(trained),
+        ]
+    )
 
 
 def resolve(name: str, alias: str = CHAMPION) -> ModelRef:
@@ -235,3 +289,123 @@ def load(name: str, alias: str = CHAMPION) -> LoadedForecaster:
         model_config={"model_name": name, "model_version": ref.version, "run_id": ref.run_id},
     )
     return LoadedForecaster(ref, model)
+
+
+BACKTEST_EXPERIMENT = "backtests"
+
+
+def log_backtest(
+    *,
+    model_name: str,
+    model_version: str | None,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    step_metrics: dict[str, list[float]] | None = None,
+    report_dir: Path | None = None,
+    tags: dict[str, str] | None = None,
+    experiment: str = BACKTEST_EXPERIMENT,
+    artifacts_dir: Path | None = None,
+) -> str:
+    """Log one backtest as a run of ``experiment``, tagged with the model name and version it evaluated.
+
+    ``metrics`` are the headline numbers (e.g. ``model_mae``); ``step_metrics``
+    are curves logged with the horizon step as MLflow's step, so the UI plots
+    error by step; ``report_dir``'s files become artifacts under ``backtest/``.
+    Returns the run id.
+    """
+    import time
+
+    from mlflow.entities import Metric
+
+    experiment_id = ensure_experiment(experiment, artifacts_dir)
+    version = model_version or "trained per fold"
+    run_name = f"backtest-{model_name}" + (f"-v{model_version}" if model_version else "-refit")
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.set_tags({"model_name": model_name, "model_version": version, "kind": "backtest", **(tags or {})})
+        mlflow.log_params({k: "" if v is None else v for k, v in params.items()})
+        mlflow.log_metrics(metrics)
+        now = int(time.time() * 1000)
+        curves = [
+            Metric(key, float(value), now, step)
+            for key, values in (step_metrics or {}).items()
+            for step, value in enumerate(values, start=1)
+        ]
+        if curves:
+            MlflowClient().log_batch(run.info.run_id, metrics=curves)  # one write, not one per step
+        if report_dir is not None:
+            mlflow.log_artifacts(str(report_dir), artifact_path="backtest")
+    return run.info.run_id
+
+
+# --- Lifecycle primitives: aliases, decisions, lineage -------------------------------------
+
+CHALLENGER = "challenger"
+
+
+def champion_or_none(name: str) -> ModelRef | None:
+    """The current champion, or None when the model or its alias does not exist yet."""
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    return ModelRef(name, str(version.version), version.run_id)
+
+
+def load_trained(name: str, version: str) -> TrainedForecaster:
+    """The forecaster object of one registered version (config, scaler, weights)."""
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
+    found = next(Path(local).rglob("weights.pt"), None)
+    if found is None:
+        raise ForecastingError(f"model '{name}' version {version} holds no forecaster weights")
+    return TrainedForecaster.load(found.parent)
+
+
+def version_tags(name: str, version: str) -> dict[str, str]:
+    return dict(MlflowClient().get_model_version(name, version).tags)
+
+
+def tag_version(name: str, version: str, tags: dict[str, Any]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, "" if value is None else str(value))
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def log_version_artifacts(run_id: str, directory: Path, artifact_path: str) -> None:
+    """Attach files (a backtest report, plots) to the run a version came from."""
+    MlflowClient().log_artifacts(run_id, str(directory), artifact_path)
+
+
+def set_champion(name: str, version: str, *, previous: str | None, record: dict[str, Any]) -> None:
+    """Point `champion` at ``version``, remember the one it replaced, refresh the model card."""
+    tag_version(name, version, {**record, "promotion.previous_champion": previous or ""})
+    set_alias(name, CHAMPION, version)
+    client = MlflowClient()
+    try:
+        trained = load_trained(name, version)
+    except ForecastingError:
+        return
+    client.update_registered_model(name, description=_model_card(trained, version))
+    client.set_registered_model_tag(name, "champion_version", version)
+    for key in ("val_mae", "val_mae_skill"):
+        if key in trained.metrics:
+            client.set_registered_model_tag(name, f"champion_{key}", f"{trained.metrics[key]:.4g}")
+
+
+def ensure_version(name: str, version: str) -> None:
+    """A clear error for a model or version that does not exist."""
+    client = MlflowClient()
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        try:
+            versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        except MlflowException:
+            versions = []
+        if not versions:
+            raise ForecastingError(f"no registered model '{name}'") from None
+        raise ForecastingError(f"model '{name}' has no version {version}; versions: {versions}") from None

@@ -11,16 +11,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
+from forecasting import transforms
 from forecasting.config import ForecasterConfig
 from forecasting.data.schema import validate_observations
 from forecasting.errors import ForecastingError
-from forecasting.evaluate import WindowForecasts, score, window_forecasts
+from forecasting.evaluate import ModelInputs, WindowForecasts, score, window_forecasts
+from forecasting.features import InputLayout, model_values
 from forecasting.forecaster import TrainedForecaster, build_network
 from forecasting.scaling import SeriesScaler
-from forecasting.windows import SeriesPanel, WindowSpec, build_index, chronological_split
+from forecasting.windows import (
+    SeriesPanel,
+    SplitBounds,
+    WindowIndex,
+    WindowSpec,
+    _needed_length,
+    _part_size,
+    build_index,
+    chronological_split,
+    left_pad,
+)
 
 
 @dataclass
@@ -43,7 +56,8 @@ def select_training_frame(config: ForecasterConfig, frame: pd.DataFrame) -> pd.D
         missing = [s for s in data.series if s not in available]
         if missing:
             problems.append(f"series {missing} not found; available: {sorted(available)}")
-    missing_cols = [c for c in data.covariates if c not in frame.columns]
+    wanted = [*data.covariates, *data.future_covariates]
+    missing_cols = [c for c in wanted if c not in frame.columns]
     if missing_cols:
         covariate_cols = sorted(set(frame.columns) - {"series_id", "timestamp", "target"})
         problems.append(f"covariate column(s) {missing_cols} not found; available covariates: {covariate_cols}")
@@ -51,17 +65,23 @@ def select_training_frame(config: ForecasterConfig, frame: pd.DataFrame) -> pd.D
         raise ForecastingError(f"config '{config.name}' does not match {name}:\n" + "\n".join(f"  - {p}" for p in problems))
     if data.series:
         frame = frame[frame["series_id"].isin(data.series)]
-    columns = ["series_id", "timestamp", "target", *data.covariates]
-    return validate_observations(frame[columns], required=data.covariates, name=name)
+    columns = ["series_id", "timestamp", "target", *wanted]
+    return validate_observations(frame[columns], required=wanted, name=name)
+
+
+def uses_cuda(config: ForecasterConfig) -> bool:
+    """Whether Lightning will train on a CUDA device under this config."""
+    return config.training.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 def resolve_precision(config: ForecasterConfig) -> str:
-    """'auto' means bf16 mixed precision on CUDA and full float32 elsewhere."""
+    """'auto': bf16 mixed precision on a CUDA device with bf16, fp16 mixed on older ones, float32 elsewhere."""
     precision = config.training.precision
     if precision != "auto":
         return precision
-    wants_gpu = config.training.accelerator in ("auto", "gpu", "cuda")
-    return "bf16-mixed" if wants_gpu and torch.cuda.is_available() else "32-true"
+    if not uses_cuda(config):
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
 def _quiet_lightning() -> None:
@@ -85,11 +105,15 @@ def fit(
     Scalers are fitted on each series' training part only, and validation and
     test windows have their targets strictly after the training part, so no
     number from the future reaches the weights, the scaler or early stopping.
+    Windows spanning a gap the data left open (``data.calendar.gap_breaks``)
+    are not used. With ``window.min_length`` below the lookback, series too
+    short for the split are left-padded and every window keeps at least
+    ``min_length`` observed points.
     """
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-    from forecasting.lit import LitForecaster, LossHistory, WindowDataModule
+    from forecasting.lit import LitForecaster, LossHistory, Padding, WindowBatches, WindowDataModule
 
     _quiet_lightning()
     t = config.training
@@ -99,20 +123,40 @@ def fit(
 
     frame = select_training_frame(config, frame)
     spec = config_spec(config)
-    panel = SeriesPanel.from_frame(frame, covariates=config.data.covariates)
+    layout = InputLayout.from_config(config)
+    panel = SeriesPanel.from_frame(frame, covariates=layout.data_features[1:])
+    lengths = dict(zip(panel.series_ids, panel.lengths.tolist(), strict=True))
+    panel = _pad_short_series(config, panel, spec)
+    padded_rows = dict(zip(panel.series_ids, (panel.lengths - np.array(list(lengths.values()))).tolist(), strict=True))
     bounds = chronological_split(panel, spec, val_fraction=config.split.val_fraction, test_fraction=config.split.test_fraction)
-    scaler = SeriesScaler.fit(panel, bounds.train_end)
-    scaled = torch.from_numpy(scaler.transform(panel))  # (n_points, features) float32
+    kind = config.data.target_transform
+    transformed = transforms.apply(panel, kind)
+    scaler = SeriesScaler.fit(transformed, bounds.train_end)
+    values = model_values(panel, layout, scaler, transform=kind, transformed=transformed)  # (n_points, C) float32
 
-    train_index = build_index(panel, spec, bounds, "train", max_windows_per_series=config.window.max_windows_per_series)
-    val_index = build_index(panel, spec, bounds, "val", stride=1)
-    test_index = build_index(panel, spec, bounds, "test", stride=1)
+    indexes = _window_indexes(config, panel, spec, bounds, lengths)
+    train_index, val_index, test_index = indexes["train"], indexes["val"], indexes["test"]
     has_val = len(val_index) > 0
     monitor = "val_loss" if has_val else "train_loss"
 
-    net = build_network(config)
-    module = LitForecaster(net, learning_rate=t.learning_rate, weight_decay=t.weight_decay)
-    data = WindowDataModule(scaled, spec, train_index, val_index if has_val else None, batch_size=t.batch_size, seed=t.seed)
+    net = build_network(config, panel.n_series)
+    padding = None
+    if config.padded:
+        padding = Padding(config.min_length, config.window.pad_fraction, tuple(layout.data_covariate_positions), not transforms.is_cumulative(kind))
+    module = LitForecaster(net, learning_rate=t.learning_rate, weight_decay=t.weight_decay, padding=padding)
+    tensor = torch.from_numpy(values)
+    codes = np.arange(1, panel.n_series + 1, dtype=np.int64)  # embedding rows: the scaler's series order
+
+    def batches(index: WindowIndex) -> WindowBatches:
+        return WindowBatches(
+            tensor, index, spec, past_columns=layout.past_columns, future_columns=layout.future_columns,
+            codes=codes, cumulative=transforms.is_cumulative(kind),
+        )
+
+    data = WindowDataModule(
+        batches(train_index), batches(val_index) if has_val else None,
+        batch_size=t.batch_size, seed=t.seed, pin_memory=uses_cuda(config),
+    )
     history = LossHistory()
     with tempfile.TemporaryDirectory(dir=checkpoint_dir) as ckpt_dir:
         checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode="min", save_top_k=1, filename="best")
@@ -134,31 +178,100 @@ def fit(
         started = time.perf_counter()
         trainer.fit(module, datamodule=data)
         seconds = time.perf_counter() - started
-        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
-    state = {k.removeprefix("net."): v for k, v in best["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(state)
+        if checkpoint.best_model_path:
+            best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+            state = {k.removeprefix("net."): v for k, v in best["state_dict"].items() if k.startswith("net.")}
+            net.load_state_dict(state)
     net = net.cpu().eval()
-
-    season = config.baseline.season_length
-    validation = window_forecasts(net, panel, scaled, val_index, spec, scaler, season=season) if has_val else None
-    test = window_forecasts(net, panel, scaled, test_index, spec, scaler, season=season) if len(test_index) else None
-    metrics: dict[str, float] = {"best_" + monitor: float(checkpoint.best_model_score)}
-    if validation is not None:
-        metrics |= score(validation, prefix="val")
-    if test is not None:
-        metrics |= score(test, prefix="test")
+    best_score = checkpoint.best_model_score
 
     meta = {
         "train_seconds": round(seconds, 3),
         "epochs": trainer.current_epoch,
         "windows": {"train": len(train_index), "val": len(val_index), "test": len(test_index)},
+        "padded_series": {s: {"points": lengths[s], "padding": p} for s, p in padded_rows.items() if p},
         "data": data_fingerprint(frame),
-        "hardware": {"device": str(trainer.strategy.root_device), "threads": torch.get_num_threads(), "machine": platform.machine()},
+        "hardware": {
+            "device": str(trainer.strategy.root_device), "strategy": type(trainer.strategy).__name__,
+            "world_size": trainer.world_size, "precision": resolve_precision(config),
+            "threads": torch.get_num_threads(), "machine": platform.machine(),
+        },
         "torch": torch.__version__,
         "seed": t.seed,
     }
-    trained = TrainedForecaster(config=config, scaler=scaler, state_dict=net.state_dict(), metrics=metrics, history=history.epochs, meta=meta)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    trained = TrainedForecaster(config=config, scaler=scaler, state_dict=state, metrics={}, history=history.epochs, meta=meta)
+
+    inputs = ModelInputs(values, scaler)
+    season = config.baseline.season_length
+    validation = window_forecasts(trained, panel, val_index, season=season, inputs=inputs) if has_val else None
+    test = window_forecasts(trained, panel, test_index, season=season, inputs=inputs) if len(test_index) else None
+    metrics: dict[str, float] = {"best_" + monitor: float(best_score) if best_score is not None else float("nan")}
+    if validation is not None:
+        metrics |= score(validation, prefix="val")
+    if test is not None:
+        metrics |= score(test, prefix="test")
+    trained.metrics = metrics
     return FitResult(trained, validation, test, panel.series_ids)
+
+
+def _pad_short_series(config: ForecasterConfig, panel: SeriesPanel, spec: WindowSpec) -> SeriesPanel:
+    """With padding on, left-pad series too short for the split so they still contribute windows."""
+    if not config.padded:
+        return panel
+    from forecasting.data.calendar import offset_for
+
+    split = config.split
+    need = _needed_length(spec, split.val_fraction, split.test_fraction)
+    padded, _ = left_pad(panel, need, offset_for(config.data.freq))
+    return padded
+
+
+def _window_indexes(
+    config: ForecasterConfig, panel: SeriesPanel, spec: WindowSpec, bounds: SplitBounds, lengths: dict[str, int]
+) -> dict[str, WindowIndex]:
+    """Train (strided), validation and test (every origin) windows; none spans a gap in the grid.
+
+    With padding, windows keep at least ``min_length`` observed lookback points
+    and only observed targets; a series left with no training window is an error.
+    """
+    from forecasting.data.calendar import gap_breaks
+
+    breaks = gap_breaks(panel, config.data.freq)
+    out = {
+        "train": build_index(panel, spec, bounds, "train", max_windows_per_series=config.window.max_windows_per_series, breaks=breaks),
+        "val": build_index(panel, spec, bounds, "val", stride=1, breaks=breaks),
+        "test": build_index(panel, spec, bounds, "test", stride=1, breaks=breaks),
+    }
+    if not len(out["train"]):
+        raise ForecastingError(
+            f"config '{config.name}': no training window fits between the gaps of the {config.data.freq!r} grid "
+            f"({int(breaks.sum())} gaps in {panel.n_series} series); does data.freq match the data's spacing?"
+        )
+    if not config.padded:
+        return out
+    observed = np.r_[0, np.cumsum(~np.isnan(panel.values[:, 0]))]  # (n_points + 1,) observed before each row
+    for part, index in out.items():
+        s = index.starts
+        seen = observed[s + spec.lookback] - observed[s]
+        targets = observed[s + spec.length] - observed[s + spec.lookback]
+        keep = (seen >= config.min_length) & (targets == spec.horizon)
+        out[part] = WindowIndex(starts=s[keep], series=index.series[keep])
+    trained_on = set(out["train"].series.tolist())
+    orphans = [i for i in range(panel.n_series) if i not in trained_on]
+    if orphans:
+        split = config.split
+        need = _needed_length(spec, split.val_fraction, split.test_fraction)
+        parts = int(_part_size(np.array([need]), split.val_fraction, spec.horizon)[0])
+        parts += int(_part_size(np.array([need]), split.test_fraction, spec.horizon)[0])
+        least = min(need, config.min_length + spec.horizon + parts)
+        lines = [
+            f"  - series '{panel.series_ids[i]}' has {lengths[panel.series_ids[i]]} points; min_length "
+            f"{config.min_length} + horizon {spec.horizon} + validation and test {parts} needs {least}"
+            for i in orphans
+        ]
+        raise ForecastingError(f"{len(orphans)} series too short to train on, even left-padded:\n" + "\n".join(lines))
+    return out
 
 
 def config_spec(config: ForecasterConfig) -> WindowSpec:

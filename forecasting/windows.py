@@ -235,6 +235,7 @@ def build_index(
     *,
     stride: int | None = None,
     max_windows_per_series: int | None = None,
+    breaks: np.ndarray | None = None,
 ) -> WindowIndex:
     """Index the windows of one part, ordered by series then time.
 
@@ -242,6 +243,9 @@ def build_index(
     there) and step back by ``stride``, so the most recent data is always used.
     ``max_windows_per_series`` keeps the most recent windows. ``part="all"``
     needs no bounds; series shorter than ``spec.length`` then yield no windows.
+    ``breaks`` (``(n_points,)`` bool, True where a gap precedes the point; see
+    ``forecasting.data.calendar.gap_breaks``) drops every window spanning a
+    gap, before ``max_windows_per_series`` is applied.
     """
     stride = spec.stride if stride is None else stride
     _check_positive_int("stride", stride)
@@ -250,14 +254,38 @@ def build_index(
 
     lo, hi = _start_range(panel, spec, bounds, part)  # (n_series,) first and last local start, inclusive
     counts = np.where(hi >= lo, (hi - lo) // stride + 1, 0)
-    if max_windows_per_series is not None:
+    if max_windows_per_series is not None and breaks is None:
         counts = np.minimum(counts, max_windows_per_series)
 
     series = np.repeat(np.arange(panel.n_series, dtype=np.int64), counts)  # (n_windows,)
     last = np.cumsum(counts) - 1  # (n_series,) index position of each series' latest window
     steps_back = last[series] - np.arange(series.shape[0], dtype=np.int64)  # (n_windows,)
     starts = panel.offsets[series] + hi[series] - stride * steps_back  # (n_windows,)
+    if breaks is not None:
+        starts, series = _without_breaks(panel, spec, starts, series, breaks, max_windows_per_series)
     return WindowIndex(starts=starts.astype(np.int64, copy=False), series=series)
+
+
+def _without_breaks(
+    panel: SeriesPanel,
+    spec: WindowSpec,
+    starts: np.ndarray,
+    series: np.ndarray,
+    breaks: np.ndarray,
+    keep_last: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop windows with a break after their first row; then keep each series' last ``keep_last``."""
+    breaks = np.asarray(breaks, dtype=bool)
+    if breaks.shape != (panel.values.shape[0],):
+        raise ValueError(f"breaks has shape {breaks.shape}; the panel has {panel.values.shape[0]} points")
+    crossed = np.r_[0, np.cumsum(breaks)]  # (n_points + 1,) breaks before each row
+    keep = crossed[starts + spec.length] == crossed[starts + 1]  # no break at rows start+1 .. start+length-1
+    starts, series = starts[keep], series[keep]
+    if keep_last is not None:
+        after_last = np.searchsorted(series, series, side="right")  # (n_windows,) series sorted ascending
+        keep = after_last - np.arange(series.shape[0]) <= keep_last
+        starts, series = starts[keep], series[keep]
+    return starts, series
 
 
 def _start_range(
@@ -338,3 +366,30 @@ def collate_batch(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tup
 def _check_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def left_pad(panel: SeriesPanel, length: int, step: pd.DateOffset) -> tuple[SeriesPanel, np.ndarray]:
+    """Prepend NaN rows to every series shorter than ``length`` so it has exactly ``length`` rows.
+
+    Padded rows carry NaN in every feature (a NaN target is how the rest of
+    the package recognises padding: validated data never has one) and
+    timestamps one ``step`` apart before the series' first point, so calendar
+    features stay defined. Returns the new panel and ``(n_series,)`` int64 rows
+    added per series; a panel needing no padding is returned as is.
+    """
+    _check_positive_int("length", length)
+    pad = np.maximum(length - panel.lengths, 0).astype(np.int64)  # (n_series,)
+    if not pad.any():
+        return panel, pad
+    new_lengths = panel.lengths + pad
+    offsets = np.r_[0, np.cumsum(new_lengths)].astype(np.int64)
+    rows = np.arange(panel.values.shape[0]) + np.repeat(offsets[:-1] + pad - panel.offsets[:-1], panel.lengths)
+    values = np.full((int(offsets[-1]), panel.values.shape[1]), np.nan)
+    values[rows] = panel.values
+    timestamps = np.empty(int(offsets[-1]), dtype="datetime64[ns]")
+    timestamps[rows] = panel.timestamps
+    for i in np.flatnonzero(pad):
+        first = pd.Timestamp(panel.timestamps[panel.offsets[i]])
+        before = [first - step * k for k in range(int(pad[i]), 0, -1)]  # oldest first
+        timestamps[offsets[i] : offsets[i] + pad[i]] = pd.DatetimeIndex(before).to_numpy(dtype="datetime64[ns]")
+    return SeriesPanel(panel.series_ids, panel.features, values, offsets, timestamps), pad

@@ -1,7 +1,9 @@
-"""Train flow: read a dataset, fit the forecaster, log and register it, point `champion` at it."""
+"""Train flow: fit, register as `challenger`, backtest against the champion, promote only a winner."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +14,10 @@ from prefect.cache_policies import NO_CACHE
 from forecasting import registry
 from forecasting.config import ForecasterConfig, load_config
 from forecasting.data.store import ObservationStore
+from forecasting.lifecycle import Decision
 from forecasting.plots import plot_forecasts
 from forecasting.predict import latest_history
+from forecasting.promotion import promote_challenger
 from forecasting.train import FitResult, fit
 from pipelines._common import resolve_settings
 
@@ -36,7 +40,24 @@ def register_model(result: FitResult, frame: pd.DataFrame, plots_dir: str, artif
         path = Path(plots_dir) / f"{trained.config.name}-validation.png"
         plots["validation"] = plot_forecasts(result.validation, result.series_ids, path, title=f"{trained.config.name}: validation")
     example = latest_history(frame, trained.config.window.lookback)
-    return registry.log_and_register(trained, history_example=example, plots=plots, artifacts_dir=Path(artifacts_dir))
+    return registry.log_and_register(
+        trained, history_example=example, plots=plots, artifacts_dir=Path(artifacts_dir), aliases=(registry.CHALLENGER,)
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def decide_promotion(ref: registry.ModelRef, config: ForecasterConfig, frame: pd.DataFrame, home: str) -> Decision:
+    report_dir = Path(tempfile.mkdtemp(prefix="promotion-", dir=home))
+    try:
+        decision = promote_challenger(
+            ref.name, ref.version, frame, lock_dir=Path(home) / "locks", metric=config.promotion.metric,
+            margin=config.promotion.margin, origins=config.promotion.origins, report_dir=report_dir,
+        )
+        if any(report_dir.iterdir()):
+            registry.log_version_artifacts(ref.run_id, report_dir, "backtest")
+    finally:
+        shutil.rmtree(report_dir, ignore_errors=True)
+    return decision
 
 
 @flow(name="train", flow_run_name="train-{config_path}")
@@ -48,14 +69,18 @@ def train_flow(config_path: str, home: str | None = None) -> dict:
     frame = read_dataset(str(settings.store_dir), config)
     result = train_model(config, frame, str(settings.checkpoints_dir))
     ref = register_model(result, frame, str(settings.home / "plots"), str(settings.artifacts_dir))
+    decision = decide_promotion(ref, config, frame, str(settings.home))
     metrics = result.forecaster.metrics
     summary = {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "metrics": metrics,
-               "season_length": config.baseline.season_length}
+               "season_length": config.baseline.season_length,
+               "promoted": decision.promote, "reason": decision.reason}
     lines = [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())]
+    verdict = "promoted to champion" if decision.promote else "not promoted"
     create_markdown_artifact(
-        f"## {ref.name} v{ref.version}\n\n| metric | value |\n|---|---|\n" + "\n".join(lines),
+        f"## {ref.name} v{ref.version}: {verdict}\n\n{decision.reason}\n\n"
+        "| metric | value |\n|---|---|\n" + "\n".join(lines),
         key=f"train-{ref.name.lower().replace('_', '-').replace('.', '-')}",
         description="Validation metrics against the seasonal-naive baseline",
     )
-    get_run_logger().info("registered %s version %s (run %s)", ref.name, ref.version, ref.run_id)
+    get_run_logger().info("registered %s version %s (run %s): %s", ref.name, ref.version, ref.run_id, decision.reason)
     return summary

@@ -23,7 +23,7 @@ def _configs(home):
         window={"lookback": 48, "horizon": 24, "stride": 12}, training={"max_epochs": 1},
     )
     stocks = tiny_config_dict(
-        name="cli-stocks", data={"dataset": "stocks", "freq": "B", "covariates": ["volume"]},
+        name="cli-stocks", data={"dataset": "stocks", "freq": "XNYS", "covariates": ["volume"]},
         window={"lookback": 20, "horizon": 5, "stride": 10}, baseline={"season_length": 1}, training={"max_epochs": 1},
     )
     paths = []

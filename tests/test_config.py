@@ -52,5 +52,63 @@ def test_flat_params_cover_every_setting():
     flat = parse_config(tiny_config_dict()).flat()
     assert flat["window.lookback"] == 48
     assert flat["training.learning_rate"] == 0.01
-    assert flat["model.anchor"] == "last"
-    assert all("." in key or key in ("name", "description") for key in flat)
+    assert flat["model.anchor"] == "auto"
+    assert flat["model.cell"] == "lstm" and flat["model.head"] == "direct"
+    assert flat["data.target_transform"] == "none"
+    # Every setting is "section.key"; only unset optional sections (e.g. backtest: None) stay bare.
+    assert all("." in key or key in ("name", "description") or flat[key] is None for key in flat)
+
+
+def test_every_model_and_input_problem_is_listed_at_once():
+    raw = tiny_config_dict(
+        data={
+            "freq": "D",
+            "calendar": ["hour_of_day", "weekend"],
+            "covariates": ["volume"],
+            "future_covariates": ["volume"],
+            "target_transform": "difference",
+            "calendar_timezone": "Mars/Olympus",
+        },
+        window={"lookback": 48, "horizon": 12, "min_length": 50},
+        model={"quantiles": [0.1, 0.9, 1.2], "point": "median", "anchor": "last"},
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, source="variants.yaml")
+    message = str(err.value)
+    assert "variants.yaml: 7 problem(s)" in message
+    for fragment in (
+        "data.future_covariates: ['volume'] are also listed in data.covariates",
+        "data.calendar: hour_of_day is constant on a 'D' grid",
+        "data.calendar_timezone: 'Mars/Olympus' is not an IANA time zone",
+        "model.quantiles: [1.2] outside (0, 1)",
+        "model.point: 'median' needs 0.5 in model.quantiles",
+        "model.anchor: 'last' with data.target_transform 'difference'",
+        "window.min_length: 50 exceeds window.lookback 48",
+    ):
+        assert fragment in message, fragment
+
+
+def test_unknown_variant_names_are_rejected_with_the_choices():
+    with pytest.raises(ConfigError) as err:
+        parse_config(tiny_config_dict(model={"cell": "lstnet", "head": "attention"}, data={"target_transform": "sqrt"}))
+    message = str(err.value)
+    for fragment in ("model.cell", "'lstm', 'gru' or 'rnn'", "model.head", "data.target_transform", "'sqrt'"):
+        assert fragment in message, fragment
+
+
+def test_resolved_defaults():
+    plain = parse_config(tiny_config_dict())
+    assert plain.anchor_last and not plain.padded and plain.min_length == 48 and plain.model.point_kind == "mean"
+    prices = parse_config(tiny_config_dict(data={"target_transform": "log-return"}, window={"min_length": 20}))
+    assert not prices.anchor_last  # already relative: anchoring would subtract the last return
+    assert prices.padded and prices.min_length == 20
+    median = parse_config(tiny_config_dict(model={"quantiles": [0.9, 0.5, 0.1]}))
+    assert median.model.quantiles == [0.1, 0.5, 0.9] and median.model.point_kind == "median"
+    assert parse_config(tiny_config_dict(model={"quantiles": [0.1, 0.9]})).model.point_kind == "mean"
+
+
+def test_trading_calendar_is_a_valid_grid():
+    config = parse_config(tiny_config_dict(data={"freq": "XNYS", "calendar": ["day_of_week", "trading_day"]}))
+    assert config.data.freq == "XNYS"
+    with pytest.raises(ConfigError, match=r"data.freq: 'fortnightly' is not a pandas offset alias"):
+        parse_config(tiny_config_dict(data={"freq": "fortnightly"}))

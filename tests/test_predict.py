@@ -75,3 +75,126 @@ def test_non_finite_forecasts_are_refused(tiny_fit, tmp_path):
     with pytest.raises(ForecastingError, match="synthetic/s0"):
         write_forecasts(out, tmp_path, "m")
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def _fit(**overrides):
+    from forecasting.config import parse_config
+    from forecasting.train import fit
+    from tests.conftest import tiny_config_dict
+
+    raw = tiny_config_dict(**overrides)
+    raw["training"] = {**raw["training"], "max_epochs": 2, "num_threads": 1}
+    config = parse_config(raw)
+    frame = synthetic_frame(covariates=("promo",))
+    return config, frame, fit(config, frame).forecaster
+
+
+@pytest.fixture(scope="module")
+def rich():
+    """Quantiles, a calendar feature, a user-supplied future covariate and short-series padding."""
+    return _fit(
+        data={"calendar": ["hour_of_day"], "future_covariates": ["promo"]},
+        model={"quantiles": [0.1, 0.5, 0.9]},
+        window={"min_length": 24},
+    )
+
+
+def _future_for(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    parts = []
+    for sid, group in frame.groupby("series_id"):
+        stamps = pd.date_range(group["timestamp"].max(), periods=horizon + 1, freq="h")[1:]
+        parts.append(pd.DataFrame({"series_id": sid, "timestamp": stamps, "promo": np.cos(np.arange(horizon))}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_quantile_forecast_columns_never_cross_and_mean_is_the_median(rich, tmp_path):
+    config, frame, trained = rich
+    out = forecast(trained, frame, future=_future_for(frame, 12))
+    assert list(out.columns) == ["series_id", "origin", "timestamp", "step", "mean", "q0.1", "q0.5", "q0.9"]
+    assert np.array_equal(out["mean"], out["q0.5"])
+    assert (out["q0.1"] <= out["q0.5"]).all() and (out["q0.5"] <= out["q0.9"]).all()
+    assert (out["q0.9"] > out["q0.1"]).any()
+    short = forecast(trained, frame, horizon=4, future=_future_for(frame, 4))
+    assert short["step"].max() == 4 and np.allclose(short["q0.9"], out.loc[out["step"] <= 4, "q0.9"])
+    bad = out.copy()
+    bad.loc[3, "q0.9"] = np.inf
+    with pytest.raises(ForecastingError, match="non-finite forecasts for series"):
+        write_forecasts(bad, tmp_path, "m")
+
+
+def test_future_covariates_missing_or_short_name_series_and_timestamps(rich):
+    _, frame, trained = rich
+    with pytest.raises(ForecastingError) as err:
+        forecast(trained, frame)
+    for sid in ("synthetic/s0", "synthetic/s1", "synthetic/s2"):
+        assert f"series '{sid}': ['promo'] missing at 12 timestamp(s)" in str(err.value)
+    future = _future_for(frame, 12)
+    gap = future[~((future["series_id"] == "synthetic/s1") & (future.index % 12 >= 10))]  # s1 lacks its last 2 steps
+    with pytest.raises(ForecastingError) as err:
+        forecast(trained, frame, future=gap)
+    message = str(err.value)
+    assert "series 'synthetic/s1': ['promo'] missing at 2 timestamp(s) (UTC): 2024-01-18 02:00, 2024-01-18 03:00" in message
+    assert "synthetic/s0" not in message and "synthetic/s2" not in message
+    with pytest.raises(ForecastingError, match=r"history for model 'tiny-synthetic' lacks column\(s\) \['promo'\]"):
+        forecast(trained, frame.drop(columns="promo"), future=future)
+
+
+def test_future_covariates_change_the_forecast(rich):
+    _, frame, trained = rich
+    future = _future_for(frame, 12)
+    base = forecast(trained, frame, future=future)
+    shifted = forecast(trained, frame, future=future.assign(promo=future["promo"] + 3.0))
+    assert not np.allclose(base["mean"], shifted["mean"])  # the values are read, not ignored
+
+
+def test_short_series_is_left_padded_above_min_length(rich):
+    config, frame, trained = rich
+    new = synthetic_frame(n_series=1, length=30, seed=7, covariates=("promo",)).assign(series_id="synthetic/listed")
+    history = pd.concat([latest_history(frame, config.window.lookback), new])
+    out = forecast(trained, history, future=_future_for(history, 12))
+    listed = out[out["series_id"] == "synthetic/listed"]
+    assert len(listed) == 12 and np.isfinite(listed[["mean", "q0.1", "q0.9"]].to_numpy()).all()
+    assert abs(listed["mean"].mean() - 10.0) < 4.0  # in original units, near its level
+    assert (listed["origin"] == new["timestamp"].max()).all()
+    tiny = new.tail(20).assign(series_id="synthetic/tiny")
+    with pytest.raises(ForecastingError) as err:
+        forecast(trained, pd.concat([history, tiny]), future=_future_for(pd.concat([history, tiny]), 12))
+    assert "series 'synthetic/tiny' has 20 points; model 'tiny-synthetic' needs at least 24 (window.min_length; series shorter than lookback 48 are left-padded)" in str(err.value)
+
+
+def test_calendar_only_model_needs_no_future_input():
+    config, frame, trained = _fit(data={"calendar": ["hour_of_day", "day_of_week"]})
+    out = forecast(trained, frame.drop(columns="promo"))
+    assert len(out) == 36 and np.isfinite(out["mean"]).all()
+    # The same windows through predict_starts, as a backtest calls it, agree with forecast().
+    from forecasting.evaluate import predict_starts
+    from forecasting.windows import SeriesPanel
+
+    panel = SeriesPanel.from_frame(frame.drop(columns="promo"))
+    got = predict_starts(trained, panel, panel.offsets[1:] - config.window.lookback)
+    assert set(got) == {"mean"} and got["mean"].shape == (3, 12)
+    assert np.allclose(got["mean"].reshape(-1), out["mean"])
+
+
+def test_pyfunc_reads_rows_without_target_as_future_covariates(rich):
+    from forecasting.registry import ForecasterModel
+
+    config, frame, trained = rich
+    history = latest_history(frame, config.window.lookback)
+    future = _future_for(history, 12)
+    model = ForecasterModel()
+    model.trained, model.model_name, model.model_version, model.run_id = trained, "m", "1", "r"
+    out = model.predict(None, pd.concat([history, future.assign(target=np.nan)], ignore_index=True))
+    expected = forecast(trained, history, future=future)
+    assert np.allclose(out["mean"], expected["mean"]) and np.allclose(out["q0.9"], expected["q0.9"])
+    with pytest.raises(ForecastingError, match=r"missing at 12 timestamp\(s\)"):
+        model.predict(None, history)
+
+
+def test_differenced_model_reads_only_the_last_lookback_points():
+    """The first change of a lookback has no predecessor in a lookback-long history; training treats it the same."""
+    config, frame, trained = _fit(data={"target_transform": "log-return"})
+    full = forecast(trained, frame)
+    tail = forecast(trained, latest_history(frame, config.window.lookback))
+    assert np.allclose(full["mean"], tail["mean"], rtol=1e-6)
+    assert abs(full.groupby("series_id")["mean"].mean().to_numpy() - [10, 20, 30]).max() < 3.5

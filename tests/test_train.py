@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -55,7 +56,7 @@ def test_short_series_and_nan_targets_are_named():
     frame = synthetic_frame(n_series=2, length=400)
     short = synthetic_frame(n_series=1, length=50).assign(series_id="synthetic/short")
     with pytest.raises(ForecastingError, match=r"series 'synthetic/short' has 50 points"):
-        fit(config, __import__("pandas").concat([frame, short]))
+        fit(config, pd.concat([frame, short]))
     frame.loc[5, "target"] = np.nan
     with pytest.raises(DataValidationError, match=r"synthetic/s0.*NaN"):
         fit(config, frame)
@@ -63,6 +64,156 @@ def test_short_series_and_nan_targets_are_named():
 
 def test_precision_auto_is_float32_on_cpu():
     config = parse_config(tiny_config_dict())
-    assert resolve_precision(config) == ("bf16-mixed" if torch.cuda.is_available() else "32-true")
+    on_gpu = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
+    assert resolve_precision(config) == (on_gpu if torch.cuda.is_available() else "32-true")
+    assert resolve_precision(parse_config(tiny_config_dict(training={"accelerator": "cpu"}))) == "32-true"
     explicit = parse_config(tiny_config_dict(training={"precision": "64-true"}))
     assert resolve_precision(explicit) == "64-true"
+
+
+def _tiny(**overrides) -> dict:
+    """tiny_config_dict on one thread (the test machine is shared) with fewer epochs."""
+    raw = tiny_config_dict(**overrides)
+    raw["training"] = {"max_epochs": 2, "num_threads": 1, **raw["training"], **overrides.get("training", {})}
+    return raw
+
+
+@pytest.fixture(scope="module")
+def quantile_fit():
+    config = parse_config(_tiny(model={"quantiles": [0.1, 0.5, 0.9]}, training={"max_epochs": 3}))
+    return config, fit(config, synthetic_frame())
+
+
+def test_quantile_model_reports_coverage_next_to_nominal(quantile_fit):
+    config, result = quantile_fit
+    m = result.forecaster.metrics
+    assert m["val_coverage_80_nominal"] == pytest.approx(0.8)
+    assert 0.0 <= m["val_coverage_80"] <= 1.0 and 0.0 <= m["test_coverage_80"] <= 1.0
+    assert m["val_pinball"] > 0
+    v = result.validation
+    assert set(v.quantiles) == {"q0.1", "q0.5", "q0.9"}
+    assert np.array_equal(v.predicted, v.quantiles["q0.5"])  # the point forecast is the median
+    assert (v.quantiles["q0.1"] <= v.quantiles["q0.5"]).all() and (v.quantiles["q0.5"] <= v.quantiles["q0.9"]).all()
+    inside = (v.actual >= v.quantiles["q0.1"]) & (v.actual <= v.quantiles["q0.9"])
+    assert m["val_coverage_80"] == pytest.approx(inside.mean())
+    losses = [e["train_loss"] for e in result.forecaster.history]
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"model": {"cell": "gru", "bidirectional": True, "head": "autoregressive"}, "data": {"calendar": ["hour_of_day"]}},
+        {"model": {"cell": "rnn", "embedding_dim": 3, "quantiles": [0.25, 0.5, 0.75], "point": "mean"}, "data": {"target_transform": "log"}},
+        {"model": {"num_layers": 1}, "data": {"target_transform": "log-return"}, "window": {"min_length": 24}},
+        {"model": {"head": "autoregressive"}, "data": {"target_transform": "difference", "future_covariates": ["promo"]}},
+    ],
+    ids=["gru-bi-seq2seq-calendar", "rnn-embedding-mean+quantiles-log", "padded-logreturn", "seq2seq-difference-future"],
+)
+def test_every_variant_trains_and_scores_in_original_units(overrides):
+    config = parse_config(_tiny(**overrides))
+    frame = synthetic_frame(covariates=("promo",))
+    result = fit(config, frame)
+    m = result.forecaster.metrics
+    # Levels 10, 20, 30 +- 3: a forecast in scaled or transformed units would be off by about the level.
+    assert 0.005 < m["val_mae"] < 3.0, m
+    assert np.isfinite(result.test.predicted).all()
+    assert abs(result.validation.predicted.mean() - result.validation.actual.mean()) < 2.0
+    net = result.forecaster.network()
+    assert net.cell == config.model.cell and net.head_kind == config.model.head
+
+
+def test_padded_training_takes_short_series_and_names_those_too_short():
+    config = parse_config(_tiny(window={"min_length": 24}))
+    frame = synthetic_frame(n_series=2, length=400)
+    # min_length 24 + horizon 12 + validation 12 + test 12: 60 points is the least a series can train on.
+    ok = synthetic_frame(n_series=1, length=60, seed=3).assign(series_id="synthetic/new")
+    result = fit(config, pd.concat([frame, ok]))
+    padded = result.forecaster.meta["padded_series"]
+    assert list(padded) == ["synthetic/new"] and padded["synthetic/new"]["points"] == 60
+    assert 2 in result.validation.series  # the short series is scored too (its series index is 2)
+    too_short = [
+        synthetic_frame(n_series=1, length=n, seed=4).assign(series_id=f"synthetic/short{n}") for n in (59, 30)
+    ]
+    with pytest.raises(ForecastingError) as err:
+        fit(config, pd.concat([frame, *too_short]))
+    message = str(err.value)
+    assert "2 series too short to train on, even left-padded" in message
+    assert "series 'synthetic/short59' has 59 points; min_length 24 + horizon 12 + validation and test 24 needs 60" in message
+    assert "series 'synthetic/short30' has 30 points" in message
+
+
+def test_mask_prefix_pads_like_left_pad():
+    import torch
+
+    from forecasting.lit import Padding, mask_prefix
+
+    torch.manual_seed(0)
+    past = torch.randn(200, 10, 4)
+    past[..., -1] = 1.0  # observed mask column
+    out = mask_prefix(past, Padding(min_length=3, fraction=0.5, covariates=(1,), fill_first=True))
+    masked = out[..., -1] == 0  # (B, lookback)
+    chosen = masked.any(dim=1)
+    assert 0.3 < chosen.float().mean() < 0.7
+    kept = (~masked).sum(dim=1)
+    assert int(kept.min()) >= 3 and int(kept[chosen].max()) <= 9
+    assert (masked[:, :-1] >= masked[:, 1:]).all()  # padding is a prefix
+    for b in torch.nonzero(chosen).flatten()[:20]:
+        first = 10 - int(kept[b])
+        assert torch.all(out[b, :first, 0] == past[b, first, 0])  # target: the first kept value
+        assert torch.all(out[b, :first, 1] == 0) and torch.equal(out[b, :first, 2], past[b, :first, 2])
+        assert torch.equal(out[b, first:], past[b, first:])
+    unchosen = torch.nonzero(~chosen).flatten()
+    assert torch.equal(out[unchosen], past[unchosen])
+
+
+def test_pinned_memory_only_on_cuda():
+    import torch
+
+    from forecasting.lit import WindowBatches, WindowDataModule
+    from forecasting.train import uses_cuda
+    from forecasting.windows import WindowIndex, WindowSpec
+
+    config = parse_config(tiny_config_dict())
+    assert uses_cuda(config) == torch.cuda.is_available()
+    assert not uses_cuda(parse_config(tiny_config_dict(training={"accelerator": "cpu"})))
+    index = WindowIndex(np.arange(5, dtype=np.int64), np.zeros(5, dtype=np.int64))
+    batches = WindowBatches(
+        torch.zeros(20, 1), index, WindowSpec(3, 2), past_columns=[0], future_columns=[], codes=np.ones(1, np.int64), cumulative=False
+    )
+    for pin in (False, True):
+        data = WindowDataModule(batches, batches, batch_size=2, seed=0, pin_memory=pin)
+        assert data.train_dataloader().pin_memory is pin and data.val_dataloader().pin_memory is pin
+
+
+def test_network_code_makes_no_device_calls():
+    """The forward pass creates tensors only from its inputs: it runs on the meta device (as on any GPU)."""
+    import torch
+
+    from forecasting.forecaster import build_network
+
+    config = parse_config(
+        _tiny(model={"head": "autoregressive", "quantiles": [0.1, 0.5, 0.9], "embedding_dim": 2}, data={"calendar": ["hour_of_day"]}, window={"min_length": 24})
+    )
+    with torch.device("meta"):
+        net = build_network(config, n_series=3)
+        out = net(torch.randn(4, 48, 4), torch.randn(4, 12, 2), torch.tensor([0, 1, 2, 3]))
+    assert out.device.type == "meta" and out.shape == (4, 12, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").environ.get("FORECASTING_DDP_TEST"), reason="opt-in: FORECASTING_DDP_TEST=1")
+def test_two_process_gloo_ddp_trains_on_cpu():
+    config = parse_config(_tiny(training={"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn", "max_epochs": 2}))
+    result = fit(config, synthetic_frame())
+    assert result.forecaster.meta["hardware"]["world_size"] == 2
+    assert np.isfinite(result.forecaster.metrics["val_mae"])
+    # The weights trained in the worker processes came back: the zero-initialised head moved.
+    assert float(result.forecaster.state_dict["head.weight"].abs().sum()) > 0
+
+
+def test_a_freq_that_does_not_match_the_data_is_named():
+    config = parse_config(_tiny(data={"freq": "min"}))  # the synthetic data is hourly
+    with pytest.raises(ForecastingError, match=r"no training window fits between the gaps of the 'min' grid .* does data.freq match"):
+        fit(config, synthetic_frame())

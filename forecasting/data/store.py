@@ -1,4 +1,4 @@
-"""Parquet store of canonical observations, one file per series.
+"""Parquet store of canonical observations, partitioned by series.
 
 Layout: ``<root>/<dataset>/<quoted series_id>.parquet``, the series id quoted
 with ``urllib.parse.quote(safe="")`` so ids like ``stock/FB`` stay one file.
@@ -6,22 +6,36 @@ One file per series keeps an upsert's writes proportional to the series it
 touches, and lets readers load a subset without scanning the rest.
 
 Every file is replaced atomically, and unchanged series are never rewritten,
-so repeating an ingestion is free and leaves the files byte-identical. The
-store assumes a single writer per dataset; concurrent upserts of the same
-series can lose one of the updates.
+so repeating an ingestion is free and leaves the files byte-identical.
+Writers lock each series they touch (``<dataset>/.locks/``, advisory
+``flock``), so concurrent upserts of different series proceed in parallel and
+those of the same series are serialised instead of losing an update.
+
+Lineage travels inside each partition: every write that changed the series
+appends an entry (source, fetched_at, request, counts) to a JSON list in the
+Parquet file's key-value metadata, so data and lineage are replaced by the
+same atomic rename and can never disagree.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import os
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from forecasting.data.schema import REQUIRED_COLUMNS, empty_observations, validate_observations
 from forecasting.errors import ForecastingError
@@ -29,15 +43,20 @@ from forecasting.errors import ForecastingError
 SUFFIX = ".parquet"
 _MAX_FILE_NAME = 255  # bytes, the limit on common POSIX file systems
 _MAX_LISTED = 20
+LINEAGE_KEY = "forecasting.lineage"
+"""Key of the lineage JSON in each partition's Parquet key-value metadata."""
+MAX_LINEAGE = 200
+"""Lineage entries kept per partition (the most recent)."""
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+def write_parquet_atomic(frame: pd.DataFrame, path: Path, *, metadata: Mapping[str, str] | None = None) -> None:
     """Write ``frame`` (not its index) to ``path``; readers see the old or new file, never half.
 
     The frame goes to a temporary file in the same directory (same file system,
     so ``os.replace`` is atomic on POSIX), is fsynced, then renamed over
-    ``path``. Parent directories are created. If anything fails the temporary
-    file is removed, the previous ``path`` is left untouched and the original
+    ``path``. Parent directories are created. ``metadata`` is added to the
+    file's key-value metadata. If anything fails the temporary file is
+    removed, the previous ``path`` is left untouched and the original
     exception propagates.
     """
     path = Path(path)
@@ -46,7 +65,13 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            frame.to_parquet(handle, index=False)
+            with warnings.catch_warnings():  # as pandas' own to_parquet does: pyarrow reads Series.values
+                warnings.filterwarnings("ignore", message=r"Series\.values returning an ndarray")
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+            if metadata:
+                extra = {k.encode(): v.encode() for k, v in metadata.items()}
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+            pq.write_table(table, handle)
             handle.flush()
             os.fsync(handle.fileno())
         tmp.chmod(0o644)  # mkstemp creates 0600; store files are meant to be shared read-only
@@ -108,32 +133,75 @@ class ObservationStore:
             if p.name.endswith(SUFFIX) and p.is_file()
         )
 
-    def upsert(self, dataset: str, frame: pd.DataFrame) -> UpsertSummary:
+    def upsert(self, dataset: str, frame: pd.DataFrame, *, lineage: Mapping[str, Any] | None = None) -> UpsertSummary:
         """Merge ``frame`` into ``dataset`` by (series_id, timestamp); incoming values win.
 
         The frame is validated before anything is touched, and every merged
         series is computed before the first write. For columns the incoming
         frame provides, its values replace stored ones (NaN included); stored
         columns it lacks keep their values. Only series whose content changed
-        are rewritten, each atomically.
+        are rewritten, each atomically, and each of those gains a lineage
+        entry: ``lineage`` (e.g. source, fetched_at, request) plus the counts.
         """
         directory = self._dataset_dir(dataset)
         incoming = validate_observations(frame, name=f"upsert into dataset '{dataset}'")
         added: dict[str, int] = {}
         updated: dict[str, int] = {}
         unchanged: dict[str, int] = {}
-        pending: list[tuple[Path, pd.DataFrame]] = []
-        for series_id, rows in incoming.groupby("series_id", sort=True):
-            series_id = str(series_id)
-            path = directory / _file_name(dataset, series_id)
-            existing = pd.read_parquet(path) if path.exists() else None
-            merged, counts = _merge(existing, rows.reset_index(drop=True))
-            added[series_id], updated[series_id], unchanged[series_id] = counts
-            if merged is not None:
-                pending.append((path, merged))
-        for path, merged in pending:
-            write_parquet_atomic(merged, path)
+        pending: list[tuple[Path, pd.DataFrame, dict[str, str]]] = []
+        groups = {str(sid): rows.reset_index(drop=True) for sid, rows in incoming.groupby("series_id", sort=True)}
+        with self.lock(dataset, list(groups)):
+            for series_id, rows in groups.items():
+                path = directory / _file_name(dataset, series_id)
+                existing = pd.read_parquet(path) if path.exists() else None
+                merged, counts = _merge(existing, rows)
+                added[series_id], updated[series_id], unchanged[series_id] = counts
+                if merged is not None:
+                    entry = {**(lineage or {}), "added": counts[0], "updated": counts[1]}
+                    history = [*(_read_lineage(path) if existing is not None else []), entry][-MAX_LINEAGE:]
+                    pending.append((path, merged, {LINEAGE_KEY: json.dumps(history, default=str)}))
+            for path, merged, metadata in pending:
+                write_parquet_atomic(merged, path, metadata=metadata)
         return UpsertSummary(dataset=dataset, added=added, updated=updated, unchanged=unchanged)
+
+    def lineage(self, dataset: str, series_id: str) -> list[dict[str, Any]]:
+        """The writes that shaped a stored series, oldest first (at most ``MAX_LINEAGE``)."""
+        path = self._existing_dataset_dir(dataset) / _file_name(dataset, series_id)
+        if not path.is_file():
+            raise ForecastingError(f"dataset '{dataset}' has no series {series_id!r}")
+        return _read_lineage(path)
+
+    def last_timestamps(self, dataset: str) -> dict[str, pd.Timestamp]:
+        """The latest stored timestamp of every series in ``dataset`` ({} for a new dataset)."""
+        directory = self._dataset_dir(dataset)
+        if not directory.is_dir():
+            return {}
+        out = {}
+        for series_id in self.series(dataset):
+            stamps = pd.read_parquet(directory / _file_name(dataset, series_id), columns=["timestamp"])["timestamp"]
+            if len(stamps):
+                out[series_id] = stamps.max().tz_convert("UTC")
+        return out
+
+    def has_series(self, dataset: str, series_id: str) -> bool:
+        return (self._dataset_dir(dataset) / _file_name(dataset, series_id)).is_file()
+
+    @contextlib.contextmanager
+    def lock(self, dataset: str, series: Sequence[str], *, kind: str = "data") -> Iterator[None]:
+        """Hold exclusive advisory locks on ``series`` of ``dataset`` (taken in sorted order: no deadlock).
+
+        Not re-entrant: a holder must not ask again for a series it holds.
+        """
+        directory = self._dataset_dir(dataset) / ".locks"
+        directory.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            for series_id in sorted(set(series)):
+                digest = hashlib.sha256(series_id.encode()).hexdigest()[:32]  # fits any file-name limit
+                path = directory / f"{kind}-{digest}.lock"
+                handle = stack.enter_context(open(path, "a+b"))  # noqa: SIM115 - closed by the stack
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                stack.callback(fcntl.flock, handle.fileno(), fcntl.LOCK_UN)
+            yield
 
     def read(
         self,
@@ -219,6 +287,12 @@ def _merge(
     merged["series_id"] = new["series_id"].iloc[0]
     merged = merged.rename_axis("timestamp").reset_index()
     return validate_observations(merged, name="merged series"), counts
+
+
+def _read_lineage(path: Path) -> list[dict[str, Any]]:
+    metadata = pq.read_schema(path).metadata or {}
+    raw = metadata.get(LINEAGE_KEY.encode())
+    return json.loads(raw) if raw else []
 
 
 def _file_name(dataset: str, series_id: str) -> str:

@@ -36,7 +36,7 @@ COVARIATES = {
 
 def test_registry_lists_the_three_datasets() -> None:
     assert bundled_names() == ["seattle_temps", "seattle_weather", "stocks"]
-    assert {d.freq for d in BUNDLED_DATASETS.values()} == {"h", "D", "B"}
+    assert {d.freq for d in BUNDLED_DATASETS.values()} == {"h", "D", "XNYS"}  # stocks: NYSE sessions
     assert "Fahrenheit" in BUNDLED_DATASETS["seattle_temps"].description
 
 
@@ -97,3 +97,16 @@ def test_import_does_not_load_sample_data_packages() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo
     )
     assert result.stdout.strip() == "False"
+
+
+def test_bundled_source_serves_the_dataset_from_each_series_since() -> None:
+    from forecasting.data.sources.bundled import BundledSource
+
+    source = BundledSource("stocks")
+    (unit,) = source.units()
+    since = {"stock/AAPL": pd.Timestamp("2013-02-25", tz="UTC")}
+    batch = source.fetch(unit, since, pd.Timestamp("2013-03-01", tz="UTC"))
+    sizes = batch.frame.groupby("series_id").size()
+    assert sizes["stock/AAPL"] == 5 and sizes["stock/IBM"] == 3270
+    assert batch.request == {"package": "bokeh_sampledata", "dataset": "stocks"}
+    assert (batch.frame["_reason"] == "").all()

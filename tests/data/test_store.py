@@ -184,3 +184,49 @@ def test_atomic_write_creates_parents_and_replaces(tmp_path: Path) -> None:
     write_parquet_atomic(pd.DataFrame({"x": [2.0]}), path)
     assert pd.read_parquet(path)["x"].tolist() == [2.0]
     assert [p.name for p in path.parent.iterdir()] == ["f.parquet"]
+
+
+def test_lineage_is_appended_per_changed_partition_only(store: ObservationStore, two_series: pd.DataFrame) -> None:
+    first = {"source": "stooq", "fetched_at": "2012-05-21T22:00:00+00:00", "request": {"url": "http://x/q/d/l/", "params": {"s": "fb.us"}}}
+    store.upsert("prices", two_series, lineage=first)
+    second = {**first, "fetched_at": "2012-05-22T22:00:00+00:00"}
+    store.upsert("prices", _observations("stock/FB", "2012-05-20", [31.91]), lineage=second)
+
+    fb, ibm = store.lineage("prices", "stock/FB"), store.lineage("prices", "stock/IBM")
+    assert [e["fetched_at"] for e in fb] == ["2012-05-21T22:00:00+00:00", "2012-05-22T22:00:00+00:00"]
+    assert fb[1]["request"]["params"] == {"s": "fb.us"} and (fb[1]["added"], fb[1]["updated"]) == (0, 1)
+    assert len(ibm) == 1 and ibm[0]["added"] == 3
+    before = _snapshot(store.root)
+    store.upsert("prices", two_series.iloc[3:], lineage={**first, "fetched_at": "later"})  # nothing changes
+    assert _snapshot(store.root) == before
+    assert store.read("prices", ["stock/FB"]).attrs == {}  # lineage stays in the file, not in frames
+
+
+def test_last_timestamps_per_series(store: ObservationStore, two_series: pd.DataFrame) -> None:
+    assert store.last_timestamps("prices") == {}
+    store.upsert("prices", two_series)
+    assert store.last_timestamps("prices") == {
+        "stock/FB": pd.Timestamp("2012-05-20", tz="UTC"),
+        "stock/IBM": pd.Timestamp("2012-05-20", tz="UTC"),
+    }
+
+
+def test_concurrent_upserts_of_one_series_lose_nothing(store: ObservationStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    days = [_observations("stock/X", f"2020-01-{d:02d}", [float(d)]) for d in range(1, 25)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda f: store.upsert("prices", f), days))
+    assert store.read("prices")["target"].tolist() == [float(d) for d in range(1, 25)]
+
+
+def test_concurrent_upserts_of_different_series_do_not_interfere(store: ObservationStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [_observations(f"stock/S{i}", "2020-01-01", list(np.arange(200.0) + i)) for i in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        summaries = list(pool.map(lambda f: store.upsert("prices", f), frames))
+    assert [s.total_added for s in summaries] == [200] * 6
+    out = store.read("prices")
+    assert out.groupby("series_id")["target"].first().tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert not list((store.root / "prices").glob(".*.tmp"))

@@ -8,12 +8,13 @@ the sample-data packages are imported inside the loaders, because e.g.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from forecasting.data.schema import validate_observations
+from forecasting.data.sources.base import REASON, Batch, FetchUnit, Source
 from forecasting.errors import ForecastingError
 
 
@@ -24,9 +25,15 @@ class BundledDataset:
     name: str
     description: str
     freq: str
-    """Pandas offset alias of the nominal sampling interval; rows may still be absent."""
+    """Grid of the series: a pandas offset alias or a trading calendar (``forecasting.data.calendar``)."""
     loader: Callable[[], pd.DataFrame]
     """Returns the observations; ``load_bundled`` validates them."""
+    package: str = ""
+    """The package the data ships in, for lineage."""
+    max_fill: int = 0
+    """Gap policy on ingest: interior runs of at most this many missing points are interpolated."""
+    ranges: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Physically possible values per column, as ``{"ge": 0}``-style bounds, checked on ingest."""
 
 
 def _seattle_temps() -> pd.DataFrame:
@@ -105,6 +112,9 @@ BUNDLED_DATASETS: dict[str, BundledDataset] = {
             ),
             freq="h",
             loader=_seattle_temps,
+            package="vega_datasets",
+            max_fill=3,
+            ranges={"target": {"ge": -80.0, "le": 140.0}},
         ),
         BundledDataset(
             name="seattle_weather",
@@ -115,6 +125,14 @@ BUNDLED_DATASETS: dict[str, BundledDataset] = {
             ),
             freq="D",
             loader=_seattle_weather,
+            package="vega_datasets",
+            max_fill=1,
+            ranges={
+                "target": {"ge": -60.0, "le": 60.0},
+                "temp_min": {"ge": -60.0, "le": 60.0},
+                "precipitation": {"ge": 0.0},
+                "wind": {"ge": 0.0},
+            },
         ),
         BundledDataset(
             name="stocks",
@@ -123,8 +141,14 @@ BUNDLED_DATASETS: dict[str, BundledDataset] = {
                 "via bokeh_sampledata): target is the split/dividend-adjusted close; "
                 "covariates are the unadjusted open, high, low, close and share volume."
             ),
-            freq="B",
+            freq="XNYS",
             loader=_stocks,
+            package="bokeh_sampledata",
+            ranges={
+                "target": {"gt": 0.0},
+                **{c: {"gt": 0.0} for c in ("open", "high", "low", "close")},
+                "volume": {"ge": 0.0},
+            },
         ),
     )
 }
@@ -143,3 +167,25 @@ def load_bundled(name: str) -> pd.DataFrame:
             f"unknown bundled dataset '{name}'; known datasets: {', '.join(bundled_names())}"
         )
     return validate_observations(dataset.loader(), name=f"bundled dataset '{name}'")
+
+
+class BundledSource(Source):
+    """A bundled dataset as an ingest source: one fetch unit, the whole dataset, no network."""
+
+    name = "bundled"
+
+    def __init__(self, dataset: str) -> None:
+        if dataset not in BUNDLED_DATASETS:
+            load_bundled(dataset)  # raises the error naming the known datasets
+        self.dataset = BUNDLED_DATASETS[dataset]
+
+    def units(self) -> list[FetchUnit]:
+        return [FetchUnit(key=self.dataset.name)]
+
+    def fetch(self, unit: FetchUnit, since: Mapping[str, pd.Timestamp | None], until: pd.Timestamp) -> Batch:
+        frame = load_bundled(self.dataset.name)
+        cut = frame["series_id"].map(lambda s: since.get(s)).astype("datetime64[ns, UTC]")
+        frame = frame[(cut.isna() | (frame["timestamp"] >= cut)) & (frame["timestamp"] <= pd.Timestamp(until))]
+        frame = frame.assign(**{REASON: ""}).reset_index(drop=True)
+        request = {"package": self.dataset.package, "dataset": self.dataset.name}
+        return Batch(self.name, unit.key, frame, request)

@@ -1,0 +1,329 @@
+"""Rolling-origin backtests: one batched pass without refit, one training per fold with it.
+
+An origin is the last observed point of a forecast; its targets are the next
+``horizon`` points. Origins are anchored at each series' end and step back by
+``stride`` (``forecasting.backtest_config``). Every forecast, baseline and
+actual is gathered by vectorised indexing, so the cost without refit is one
+``predict_starts`` call over all origins of all series plus O(points) work.
+
+No look-ahead:
+
+- A registered model is evaluated as it is. Origins whose targets fall in
+  the data it learned from (its training *and* validation parts: validation
+  chose its epoch) are in-sample; by default they are skipped. The split is
+  rebuilt from the model's recorded data range, and when the data hash no
+  longer matches, everything up to the recorded end counts as in-sample.
+- With ``--train`` each fold's model is fitted by ``fit`` on the rows up to
+  the fold's cut-off (its first origin) only, so its scaler and weights never
+  see a later point; later origins of the fold read newer data only through
+  their lookback window, as a live forecast would.
+- The MASE denominator of an origin is the seasonal-naive MAE of its series'
+  history up to that origin.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecasting.backtest_config import BacktestConfig
+from forecasting.backtest_origins import holdout_start, min_train_points, no_origins_message, plan_origins
+from forecasting.baselines import BASELINES, baseline_forecast
+from forecasting.config import ForecasterConfig
+from forecasting.errors import ForecastingError
+from forecasting.evaluate import predict_starts
+from forecasting.forecaster import TrainedForecaster
+from forecasting.metrics import seasonal_naive_scale
+from forecasting.train import config_spec, fit, select_training_frame
+from forecasting.windows import SeriesPanel, WindowSpec
+
+MODEL = "model"
+FORECASTERS: tuple[str, ...] = (MODEL, *BASELINES)
+"""Report order: the model, then every baseline (naive, seasonal_naive, drift, mean)."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One model and the origins it forecast."""
+
+    index: int
+    cutoff: pd.Timestamp | None
+    """Last time the fold's model could learn from (UTC); None when a registered model does not record it."""
+    windows: int
+    trained: TrainedForecaster
+    train_rows: int | None = None
+    """Rows the fold trained on; None for a registered model evaluated as it is."""
+    train_seconds: float | None = None
+
+
+@dataclass
+class BacktestResult:
+    """Every scored window of a backtest; ``forecasting.report`` turns it into tables and files."""
+
+    model_name: str
+    model_version: str | None
+    """Registered version evaluated; None when models were trained per fold."""
+    settings: BacktestConfig
+    horizon: int
+    lookback: int
+    season: int
+    freq: str
+    series_ids: tuple[str, ...]
+    """Series of the panel; ``series`` indexes into it."""
+    series: np.ndarray  # (N,) int64
+    origin: np.ndarray  # (N,) datetime64[ns], UTC
+    target_time: np.ndarray  # (N, H) datetime64[ns], UTC: the actual time of each target row
+    actual: np.ndarray  # (N, H)
+    forecasts: dict[str, np.ndarray]  # forecaster -> (N, H) point forecasts, FORECASTERS order
+    quantiles: dict[float, np.ndarray]  # model quantile level -> (N, H)
+    scale: np.ndarray  # (N,) MASE denominators
+    in_sample: np.ndarray  # (N,) bool
+    fold: np.ndarray  # (N,) int64 index into ``folds``
+    folds: list[Fold]
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.series.shape[0])
+
+    @property
+    def n_origins(self) -> int:
+        """Distinct origin times over all series."""
+        return int(np.unique(self.origin).shape[0])
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_name} v{self.model_version}" if self.model_version else f"{self.model_name} (trained per fold)"
+
+
+def backtest(
+    frame: pd.DataFrame,
+    settings: BacktestConfig,
+    *,
+    trained: TrainedForecaster | None = None,
+    config: ForecasterConfig | None = None,
+    model_version: str | None = None,
+    checkpoint_dir: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Backtest a trained model as it is (``trained``) or train one per fold from ``config``.
+
+    ``frame`` is a canonical observation frame holding the model's dataset;
+    the configured series and covariates are selected from it.
+    """
+    if (trained is None) == (config is None):
+        raise ForecastingError("backtest needs exactly one of a trained model or a config to train per fold")
+    if trained is not None:
+        if settings.refit != "never":
+            raise ForecastingError(
+                f"refit {settings.refit!r} trains a new model per fold: use --train; "
+                "a registered model is evaluated as it is (refit 'never')"
+            )
+        return _evaluate_trained(trained, frame, settings, model_version)
+    assert config is not None
+    return _refit(config, frame, settings, checkpoint_dir, log or (lambda _: None))
+
+
+def _evaluate_trained(
+    trained: TrainedForecaster, frame: pd.DataFrame, settings: BacktestConfig, version: str | None
+) -> BacktestResult:
+    started = time.perf_counter()
+    config, spec = trained.config, trained.spec
+    frame = select_training_frame(config, frame)
+    panel = SeriesPanel.from_frame(frame, covariates=_data_columns(frame))
+    horizon = _horizon(settings, spec, config.name)
+    notes: list[str] = []
+
+    known = set(trained.scaler.series_ids)
+    unknown = [s for s in panel.series_ids if s not in known]
+    if unknown:
+        # Scaling them on their own data would read the future; leave them out.
+        notes.append(f"skipped {len(unknown)} series the model was not trained on: {unknown[:10]}")
+        panel = panel.select([s for s in panel.series_ids if s in known])
+    if panel.n_series == 0:
+        raise ForecastingError(f"model '{config.name}' knows none of the series in dataset '{config.data.dataset}'")
+
+    skip = settings.in_sample == "skip"
+    holdout, cutoff, note = holdout_start(trained, frame, panel, required=skip)
+    notes.append(note)
+    first = np.full(panel.n_series, max(spec.lookback - 1, config.baseline.season_length), np.int64)
+    series, pos = plan_origins(panel, settings, horizon, np.maximum(first, holdout - 1) if skip else first)
+    if series.size == 0:
+        raise ForecastingError(no_origins_message(panel, settings, horizon, config.name, in_sample=skip))
+    in_sample = pos + 1 < holdout[series]
+    if skip:
+        notes.append("origins whose targets lie in the model's training or validation data were skipped (in_sample: skip)")
+    elif in_sample.any():
+        notes.append(
+            f"{int(in_sample.sum())} of {series.size} windows are in-sample (targets the model learned from): "
+            "their scores are optimistic"
+        )
+
+    starts = panel.offsets[series] + pos - spec.lookback + 1  # (N,)
+    t0 = time.perf_counter()
+    out = predict_starts(trained, panel, starts, scaler=trained.scaler)  # one batched pass over every origin
+    predict_seconds = time.perf_counter() - t0
+    fold = Fold(0, cutoff, int(series.size), trained)
+    result = _assemble(
+        panel, series, pos, out, horizon, config, settings, version, [fold], np.zeros(series.size, np.int64), in_sample, notes
+    )
+    result.timings = {"predict": predict_seconds, "total": time.perf_counter() - started}
+    return result
+
+
+def _refit(
+    config: ForecasterConfig,
+    frame: pd.DataFrame,
+    settings: BacktestConfig,
+    checkpoint_dir: str | None,
+    log: Callable[[str], None],
+) -> BacktestResult:
+    started = time.perf_counter()
+    spec = config_spec(config)
+    frame = select_training_frame(config, frame)
+    panel = SeriesPanel.from_frame(frame, covariates=_data_columns(frame))
+    horizon = _horizon(settings, spec, config.name)
+    need = min_train_points(spec, config.split.val_fraction)
+    if settings.window == "sliding" and settings.train_size < need:
+        raise ForecastingError(
+            f"backtest.train_size {settings.train_size} is too small: lookback {spec.lookback} + horizon "
+            f"{spec.horizon} + validation ({config.split.val_fraction:g}) need {need} points per series"
+        )
+    first = max(spec.lookback - 1, config.baseline.season_length, need - 1)
+    series, pos = plan_origins(panel, settings, horizon, np.full(panel.n_series, first, np.int64))
+    if series.size == 0:
+        raise ForecastingError(no_origins_message(panel, settings, horizon, config.name, in_sample=False, need=need))
+
+    times = panel.timestamps[panel.offsets[series] + pos]  # (N,) origin times
+    unique = np.unique(times)
+    every = settings.refit_every or unique.size
+    planned = np.searchsorted(unique, times) // every  # (N,) fold of each window by its origin time
+    fold_of = np.full(series.size, -1, dtype=np.int64)  # index into ``folds`` once a model forecast it
+    keep = np.ones(series.size, dtype=bool)
+    folds: list[Fold] = []
+    outputs: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+    notes = [f"one model per fold, each fitted on data up to its cut-off only ({settings.window} window)"]
+    n_folds = int(planned.max()) + 1
+    rows = panel.row_series
+    local = np.arange(rows.size) - panel.offsets[rows]  # (n_points,) position within its series
+    for k in range(n_folds):
+        cutoff = unique[k * every]
+        seen = np.bincount(rows, weights=panel.timestamps <= cutoff, minlength=panel.n_series).astype(np.int64)
+        eligible = seen >= need
+        in_fold = planned == k
+        dropped = in_fold & ~eligible[series]
+        if dropped.any():
+            short = [panel.series_ids[i] for i in np.unique(series[dropped])]
+            notes.append(f"fold {k}: skipped series with fewer than {need} points by the cut-off: {short[:10]}")
+            keep &= ~dropped
+        if not (in_fold & keep).any():
+            continue
+        mask = (local < seen[rows]) & eligible[rows]
+        if settings.window == "sliding":
+            mask &= local >= seen[rows] - settings.train_size
+        ids = [s for s, ok in zip(panel.series_ids, eligible, strict=True) if ok]
+        fold_config = config.model_copy(
+            update={
+                "split": config.split.model_copy(update={"test_fraction": 0.0}),
+                "data": config.data.model_copy(update={"series": ids}),
+            }
+        )
+        log(f"fold {k + 1}/{n_folds}: training on {int(mask.sum())} rows up to {pd.Timestamp(cutoff, tz='UTC')}")
+        t0 = time.perf_counter()
+        trained = fit(fold_config, frame[mask].reset_index(drop=True), checkpoint_dir=checkpoint_dir).forecaster
+        seconds = time.perf_counter() - t0
+
+        picked = np.flatnonzero(in_fold & keep)
+        sub = panel if eligible.all() else panel.select(ids)
+        sub_series = np.cumsum(eligible) - 1  # panel series index -> index in ``sub``
+        starts = sub.offsets[sub_series[series[picked]]] + pos[picked] - spec.lookback + 1
+        outputs.append((picked, predict_starts(trained, sub, starts, scaler=trained.scaler)))
+        folds.append(Fold(len(folds), pd.Timestamp(cutoff, tz="UTC"), int(picked.size), trained, int(mask.sum()), seconds))
+        fold_of[picked] = len(folds) - 1
+
+    if not folds:
+        raise ForecastingError(f"no fold of the backtest of '{config.name}' has a series with {need} points by its cut-off")
+    order = np.concatenate([p for p, _ in outputs])
+    out = {key: np.concatenate([o[key] for _, o in outputs]) for key in outputs[0][1]}
+    back = np.full(series.size, -1, dtype=np.int64)  # window -> row of the concatenated fold outputs
+    back[order] = np.arange(order.size)
+    kept = np.flatnonzero(keep)  # windows in plan order; every kept window is in exactly one fold
+    out = {key: value[back[kept]] for key, value in out.items()}
+    series, pos, fold_of = series[kept], pos[kept], fold_of[kept]
+    result = _assemble(
+        panel, series, pos, out, horizon, config, settings, None, folds, fold_of, np.zeros(series.size, bool), notes
+    )
+    result.timings = {"train": sum(f.train_seconds or 0.0 for f in folds), "total": time.perf_counter() - started}
+    return result
+
+
+def _assemble(
+    panel: SeriesPanel,
+    series: np.ndarray,
+    pos: np.ndarray,
+    out: dict[str, np.ndarray],
+    horizon: int,
+    config: ForecasterConfig,
+    settings: BacktestConfig,
+    version: str | None,
+    folds: list[Fold],
+    fold: np.ndarray,
+    in_sample: np.ndarray,
+    notes: list[str],
+) -> BacktestResult:
+    """Actuals, baselines and MASE scales for the planned windows, gathered in a few array operations."""
+    lookback, season = config.window.lookback, config.baseline.season_length
+    origin_row = panel.offsets[series] + pos  # (N,) global row of each origin
+    target_rows = origin_row[:, None] + 1 + np.arange(horizon)  # (N, H)
+    history = panel.values[origin_row[:, None] - lookback + 1 + np.arange(lookback), 0]  # (N, lookback)
+    forecasts = {MODEL: out["mean"][:, :horizon]}
+    for name in BASELINES:
+        forecasts[name] = baseline_forecast(name, history, horizon, season=season)  # (N, H)
+    quantiles = {float(k[1:]): v[:, :horizon] for k, v in out.items() if k.startswith("q") and _is_number(k[1:])}
+    scale = seasonal_naive_scale(panel.values[:, 0], panel.offsets[series], origin_row + 1, season=season)
+    return BacktestResult(
+        model_name=config.name,
+        model_version=version,
+        settings=settings,
+        horizon=horizon,
+        lookback=lookback,
+        season=season,
+        freq=config.data.freq,
+        series_ids=panel.series_ids,
+        series=series,
+        origin=panel.timestamps[origin_row],
+        target_time=panel.timestamps[target_rows],
+        actual=panel.values[target_rows, 0],
+        forecasts=forecasts,
+        quantiles=dict(sorted(quantiles.items())),
+        scale=scale,
+        in_sample=in_sample,
+        fold=fold,
+        folds=folds,
+        notes=notes,
+    )
+
+
+def _horizon(settings: BacktestConfig, spec: WindowSpec, name: str) -> int:
+    horizon = settings.horizon or spec.horizon
+    if horizon > spec.horizon:
+        raise ForecastingError(f"backtest.horizon {horizon} exceeds the horizon {spec.horizon} model '{name}' forecasts")
+    return horizon
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _data_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns the model reads besides the target, as ``select_training_frame`` selected and ordered them."""
+    return [c for c in frame.columns if c not in ("series_id", "timestamp", "target")]

@@ -1,0 +1,39 @@
+"""`forecast promote` and `forecast rollback`: humans moving the champion alias, on the record."""
+
+
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from forecasting.cli import HomeOption, console, run_or_exit, setup_home
+
+    @app.command()
+    def promote(
+        name: Annotated[str, typer.Argument(help="Registered model name.")],
+        version: Annotated[str, typer.Argument(help="Version to make the champion.")],
+        why: Annotated[str, typer.Option("--why", help="Reason, recorded on the version.")] = "promoted by hand",
+        home: HomeOption = None,
+    ) -> None:
+        """Make VERSION the champion of NAME (recorded with who and why)."""
+        settings = setup_home(home)
+        from forecasting import promotion, registry
+
+        registry.configure(settings.mlflow_tracking_uri)
+        previous = run_or_exit(promotion.promote, name, version, why=why, lock_dir=settings.home / "locks")
+        console.print(f"{name}: champion is now v{version}" + (f" (was v{previous})" if previous else ""))
+
+    @app.command()
+    def rollback(
+        name: Annotated[str, typer.Argument(help="Registered model name.")],
+        why: Annotated[str, typer.Option("--why", help="Reason, recorded on the version.")] = "rolled back by hand",
+        home: HomeOption = None,
+    ) -> None:
+        """Give the champion alias back to the version the current champion replaced."""
+        settings = setup_home(home)
+        from forecasting import promotion, registry
+
+        registry.configure(settings.mlflow_tracking_uri)
+        old, restored = run_or_exit(promotion.rollback, name, why=why, lock_dir=settings.home / "locks")
+        console.print(f"{name}: champion rolled back from v{old} to v{restored}")

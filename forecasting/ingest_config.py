@@ -1,0 +1,248 @@
+"""Typed, validated ingest configs: one YAML per source set, under ``configs/ingest/``.
+
+Kept apart from the model configs (``forecasting.config``): an ingest feeds
+a dataset that any number of models train on, and runs on its own schedule.
+``source`` picks the kind (``open_meteo``, ``stooq``, ``files``; ``bundled``
+is built in code for ``forecast ingest --offline``). Every problem in a file
+is reported at once, with its field path, as one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from forecasting.data.calendar import GapPolicy, Grid, offset_for
+from forecasting.data.quality import Bounds, QualityRules
+from forecasting.data.sources import http
+from forecasting.data.sources.base import Source
+from forecasting.errors import ConfigError, ForecastingError
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RangeConfig(_Strict):
+    """Allowed values of one column; rows outside go to quarantine."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> RangeConfig:
+        if all(v is None for v in (self.gt, self.ge, self.lt, self.le)):
+            raise ValueError("give at least one of gt, ge, lt, le")
+        return self
+
+
+class GapConfig(_Strict):
+    max_fill: int = Field(0, ge=0, description="Interpolate interior runs of at most this many missing grid points; longer gaps stay absent and windowing skips them.")
+    method: Literal["linear", "ffill"] = Field("linear", description="How filled points get their values.")
+
+
+class HttpConfig(_Strict):
+    timeout_seconds: float = Field(30.0, gt=0, description="Per read, and for connecting.")
+    attempts: int = Field(5, ge=1, description="Tries per request in total, the first included.")
+    backoff_seconds: float = Field(1.0, ge=0, description="Delay before the first retry; doubles each retry.")
+    max_backoff_seconds: float = Field(60.0, ge=0)
+    jitter: float = Field(0.5, ge=0, le=1, description="Random spread of each delay, as a fraction.")
+    max_retry_after_seconds: float = Field(300.0, ge=0, description="Give up when a server's Retry-After asks for longer.")
+
+    def policy(self) -> http.HttpPolicy:
+        return http.HttpPolicy(
+            timeout=self.timeout_seconds, attempts=self.attempts, backoff=self.backoff_seconds,
+            max_backoff=self.max_backoff_seconds, jitter=self.jitter, max_retry_after=self.max_retry_after_seconds,
+        )
+
+
+class _IngestBase(_Strict):
+    dataset: str = Field(pattern=_NAME, description="Dataset in the observation store that the series land in.")
+    freq: str = Field(description="Grid of the series: a pandas alias ('h', 'D') or a trading calendar ('XNYS').")
+    start: dt.date | None = Field(None, description="First date fetched for a series with nothing stored yet.")
+    end: dt.date | None = Field(None, description="Last date fetched; default today (UTC). Pin it for reproducible backfills.")
+    overlap: int = Field(24, ge=0, description="Grid steps before the last stored timestamp fetched again, to pick up revised values.")
+    gaps: GapConfig = GapConfig()
+    ranges: dict[str, RangeConfig] = Field(default_factory=dict, description="Column -> allowed values ('target' included).")
+    optional: list[str] = Field(default_factory=list, description="Covariates allowed to be missing; any other missing value quarantines its row.")
+    http: HttpConfig = HttpConfig()
+
+    @field_validator("freq")
+    @classmethod
+    def _known_freq(cls, value: str) -> str:
+        try:
+            offset_for(value)
+        except ForecastingError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def grid(self) -> Grid:
+        return Grid(self.freq)
+
+    def gap_policy(self) -> GapPolicy:
+        return GapPolicy(max_fill=self.gaps.max_fill, method=self.gaps.method)
+
+    def rules(self) -> QualityRules:
+        ranges = {c: Bounds(**r.model_dump()) for c, r in self.ranges.items()}
+        return QualityRules(grid=self.grid(), ranges=ranges, optional=frozenset(self.optional))
+
+    def build_source(self) -> Source:
+        raise NotImplementedError
+
+
+class LocationConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Series id becomes weather/<name>.")
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class OpenMeteoConfig(_IngestBase):
+    """Hourly (or daily) reanalysis weather per location from the Open-Meteo archive API."""
+
+    source: Literal["open_meteo"]
+    freq: str = "h"
+    base_url: str = Field("https://archive-api.open-meteo.com", description="Scheme and host; tests point it at a local server.")
+    interval: Literal["hourly", "daily"] = "hourly"
+    timezone: str = Field("GMT", description="Open-Meteo 'timezone' parameter; daily values are days in this zone.")
+    target: str = "temperature_2m"
+    variables: list[str] = Field(
+        default_factory=lambda: ["temperature_2m", "relative_humidity_2m", "wind_speed_10m", "precipitation"],
+        min_length=1,
+        description="API variable names; all but the target become covariates under the same names.",
+    )
+    locations: list[LocationConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OpenMeteoConfig:
+        problems = []
+        if self.start is None:
+            problems.append("start: required for a live source (the first date to fetch)")
+        if self.target not in self.variables:
+            problems.append(f"target: {self.target!r} is not among variables {self.variables}")
+        wanted = {"hourly": "h", "daily": "D"}[self.interval]
+        if self.freq != wanted:
+            problems.append(f"freq: {self.freq!r} does not match interval {self.interval!r}; use {wanted!r}")
+        names = [loc.name for loc in self.locations]
+        if len(set(names)) != len(names):
+            problems.append(f"locations: names repeat: {sorted({n for n in names if names.count(n) > 1})}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def build_source(self) -> Source:
+        from forecasting.data.sources.open_meteo import Location, OpenMeteoSource
+
+        return OpenMeteoSource(
+            [Location(loc.name, loc.latitude, loc.longitude) for loc in self.locations],
+            variables=self.variables, target=self.target, start=self.start, interval=self.interval,
+            timezone=self.timezone, base_url=self.base_url, policy=self.http.policy(),
+        )
+
+
+class StooqConfig(_IngestBase):
+    """Daily adjusted OHLCV per ticker from Stooq, on the NYSE trading calendar."""
+
+    source: Literal["stooq"]
+    freq: str = "XNYS"
+    overlap: int = 5
+    base_url: str = "https://stooq.com"
+    tickers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.^-]+$")]] = Field(min_length=1)
+    suffix: str = Field(".us", description="Appended to the lower-cased ticker to form the Stooq symbol.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StooqConfig:
+        if self.start is None:
+            raise ValueError("start: required for a live source (the first date to fetch)")
+        return self
+
+    def build_source(self) -> Source:
+        from forecasting.data.sources.stooq import StooqSource
+
+        return StooqSource(self.tickers, start=self.start, suffix=self.suffix, base_url=self.base_url, policy=self.http.policy())
+
+
+class FilesConfig(_IngestBase):
+    """A CSV or Parquet file, local or at an http(s) URL."""
+
+    source: Literal["files"]
+    path: str = Field(description="Local path (relative to the working directory) or http(s) URL.")
+    format: Literal["csv", "parquet"] | None = Field(None, description="Default: from the file name.")
+    columns: dict[str, str] = Field(default_factory=dict, description="Source column -> canonical name; when given, only these are read.")
+    series_id: str | None = Field(None, description="Series id for every row of a single-series file.")
+    timezone: str | None = Field(None, description="Zone of naive timestamps; naive timestamps without it are an error.")
+
+    def build_source(self) -> Source:
+        from forecasting.data.sources.files import FileSource
+
+        return FileSource(
+            self.path, format=self.format, columns=self.columns, series_id=self.series_id,
+            timezone=self.timezone, policy=self.http.policy(),
+        )
+
+
+class BundledConfig(_IngestBase):
+    """A dataset shipped in an installed package (offline)."""
+
+    source: Literal["bundled"]
+    name: str
+
+    def build_source(self) -> Source:
+        from forecasting.data.sources.bundled import BundledSource
+
+        return BundledSource(self.name)
+
+
+IngestConfig = Annotated[OpenMeteoConfig | StooqConfig | FilesConfig | BundledConfig, Field(discriminator="source")]
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(IngestConfig)
+
+
+def parse_ingest_config(raw: Any, *, source: str = "<dict>") -> OpenMeteoConfig | StooqConfig | FilesConfig | BundledConfig:
+    """Validate a mapping; one ``ConfigError`` lists every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"ingest config {source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors():
+            loc = [str(p) for p in item["loc"]]
+            if loc and loc[0] in ("open_meteo", "stooq", "files", "bundled"):
+                loc = loc[1:]  # the union tag pydantic puts first
+            value = item.get("input")
+            shown = "" if isinstance(value, dict) or item["type"] == "missing" else f" (got {value!r})"
+            problems.append(f"{'.'.join(loc) or '(top level)'}: {item['msg'].removeprefix('Value error, ')}{shown}")
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"ingest config {source}: {len(problems)} problem(s)\n{lines}") from None
+
+
+def load_ingest_config(path: str | Path) -> OpenMeteoConfig | StooqConfig | FilesConfig | BundledConfig:
+    """Read and validate one ingest YAML, e.g. ``configs/ingest/weather.yaml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ingest config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"ingest config {path}: not valid YAML: {exc}") from None
+    return parse_ingest_config(raw or {}, source=str(path))
+
+
+def bundled_config(name: str) -> BundledConfig:
+    """The ingest config of a bundled dataset: its grid, gap policy and ranges."""
+    from forecasting.data.sources.bundled import BUNDLED_DATASETS, load_bundled
+
+    if name not in BUNDLED_DATASETS:
+        load_bundled(name)  # raises the error naming the known datasets
+    dataset = BUNDLED_DATASETS[name]
+    return BundledConfig(
+        source="bundled", name=name, dataset=name, freq=dataset.freq, overlap=1,
+        gaps=GapConfig(max_fill=dataset.max_fill), ranges={c: RangeConfig(**r) for c, r in dataset.ranges.items()},
+    )

@@ -1,0 +1,152 @@
+"""Backtest flow: a registered model (or one trained per fold) over rolling origins; report, MLflow, artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from forecasting import registry
+from forecasting.backtest import BacktestResult, backtest
+from forecasting.backtest_config import (
+    BacktestConfig,
+    check_mode,
+    check_model_fits,
+    load_backtest_config,
+    parse_model_ref,
+)
+from forecasting.config import ForecasterConfig
+from forecasting.data.store import ObservationStore
+from forecasting.forecaster import TrainedForecaster
+from forecasting.report import (
+    ReportFiles,
+    Scores,
+    describe,
+    score,
+    summary_markdown,
+    summary_metrics,
+    verdict,
+    write_report,
+)
+from pipelines._common import resolve_settings
+
+
+@task(cache_policy=NO_CACHE)
+def load_settings(config_path: str, overrides: dict | None) -> tuple[ForecasterConfig, BacktestConfig]:
+    return load_backtest_config(config_path, overrides)
+
+
+@task(cache_policy=NO_CACHE)
+def load_model(name: str, alias: str) -> tuple[TrainedForecaster, registry.ModelRef]:
+    loaded = registry.load(name, alias)
+    return loaded.pyfunc.unwrap_python_model().trained, loaded.ref
+
+
+@task(cache_policy=NO_CACHE)
+def read_dataset(store_root: str, config: ForecasterConfig) -> pd.DataFrame:
+    return ObservationStore(store_root).read(config.data.dataset, config.data.series)
+
+
+@task(cache_policy=NO_CACHE)
+def run_backtest(
+    frame: pd.DataFrame,
+    settings: BacktestConfig,
+    trained: TrainedForecaster | None,
+    config: ForecasterConfig | None,
+    version: str | None,
+    checkpoints: str,
+) -> BacktestResult:
+    logger = get_run_logger()
+    return backtest(
+        frame, settings, trained=trained, config=config, model_version=version, checkpoint_dir=checkpoints, log=logger.info
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def report(result: BacktestResult, out_dir: str) -> tuple[Scores, ReportFiles]:
+    scores = score(result)
+    return scores, write_report(result, out_dir, scores)
+
+
+@task(cache_policy=NO_CACHE)
+def log_run(result: BacktestResult, scores: Scores, files: ReportFiles, artifacts_dir: str, model_run_id: str | None) -> str:
+    curves = {f"{name}_mae_by_step": group["mae"].tolist() for name, group in scores.by_step.groupby("forecaster", sort=False)}
+    tags = {"beats_seasonal_naive": str(scores.beats_reference).lower()}
+    if model_run_id:
+        tags["model_run_id"] = model_run_id
+    return registry.log_backtest(
+        model_name=result.model_name,
+        model_version=result.model_version,
+        params=describe(result),
+        metrics=summary_metrics(scores),
+        step_metrics=curves,
+        report_dir=files.directory,
+        tags=tags,
+        experiment=result.settings.experiment,
+        artifacts_dir=Path(artifacts_dir),
+    )
+
+
+@flow(name="backtest", flow_run_name="backtest-{config_path}")
+def backtest_flow(
+    config_path: str,
+    model: str | None = None,
+    train: bool = False,
+    overrides: dict | None = None,
+    out_dir: str | None = None,
+    home: str | None = None,
+) -> dict:
+    """Backtest ``model`` (NAME[@ALIAS], default the config's champion) as it is, or train per fold (``train``)."""
+    settings = resolve_settings(home)
+    config, bt = load_settings(config_path, overrides)
+    check_mode(bt, train=train)
+    trained, ref = None, None
+    if train:
+        settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        trained, ref = load_model(*parse_model_ref(model or config.name))
+        check_model_fits(config, trained.config)
+    frame = read_dataset(str(settings.store_dir), trained.config if trained else config)
+    result = run_backtest(frame, bt, trained, None if trained else config, ref.version if ref else None,
+                          str(settings.checkpoints_dir))
+    label = f"v{ref.version}" if ref else f"refit-{bt.refit}"
+    out = out_dir or str(settings.home / "backtests" / result.model_name / label)
+    scores, files = report(result, out)
+    run_id = log_run(result, scores, files, str(settings.artifacts_dir), ref.run_id if ref else None)
+    summary = _summary(result, scores, files, run_id)
+    _publish(result, scores, summary)
+    get_run_logger().info("backtest of %s: %s; report in %s", result.label, summary["verdict"], files.directory)
+    return summary
+
+
+def _summary(result: BacktestResult, scores: Scores, files: ReportFiles, run_id: str) -> dict:
+    return {
+        "name": result.model_name,
+        "version": result.model_version,
+        "label": result.label,
+        **{k: v for k, v in describe(result).items() if k in ("series", "windows", "origins", "first_origin", "last_origin", "horizon", "stride", "refit")},
+        "rows": scores.summary.to_dict("records"),
+        "beats_seasonal_naive": scores.beats_reference,
+        "verdict": verdict(result, scores).replace("**", ""),
+        "notes": [*result.notes, *scores.notes],
+        "report_dir": str(files.directory),
+        "files": [str(p) for p in files.files],
+        "run_id": run_id,
+        "seconds": {k: round(v, 3) for k, v in result.timings.items()},
+    }
+
+
+def _publish(result: BacktestResult, scores: Scores, summary: dict) -> None:
+    key = "backtest-" + "".join(c if c.isalnum() else "-" for c in result.model_name.lower())
+    header = (
+        f"## Backtest of {result.label}\n\n{summary['origins']} origins x {summary['series']} series "
+        f"({summary['windows']} forecasts), horizon {summary['horizon']}\n\n{verdict(result, scores)}\n\n"
+    )
+    create_markdown_artifact(header + summary_markdown(scores) + f"\n\nReport: `{summary['report_dir']}`", key=key,
+                             description="Backtest: the model against naive, seasonal naive, drift and mean")
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in summary["rows"]]
+    create_table_artifact(rows, key=f"{key}-table", description="Backtest accuracy per forecaster")
+

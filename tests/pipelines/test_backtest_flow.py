@@ -1,0 +1,144 @@
+"""The backtest flow and `forecast backtest` on bundled real data, a real MLflow store and the session's Prefect API."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from forecasting.errors import ForecastingError
+from tests.conftest import tiny_config_dict
+
+pytestmark = pytest.mark.slow
+
+NAME = "tiny-weather-bt"
+
+
+@pytest.fixture(scope="module")
+def bt_home(tmp_path_factory, prefect_harness):
+    """A home with the daily Seattle weather in its store and one registered tiny model (champion v1)."""
+    from forecasting import registry
+    from forecasting.config import load_config
+    from forecasting.data.sources.bundled import load_bundled
+    from forecasting.data.store import ObservationStore
+    from forecasting.predict import latest_history
+    from forecasting.train import fit
+
+    home = tmp_path_factory.mktemp("backtest-home")
+    mp = pytest.MonkeyPatch()
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    registry.configure(uri)
+    raw = tiny_config_dict(
+        name=NAME,
+        data={"dataset": "seattle_weather", "freq": "D"},
+        window={"lookback": 28, "horizon": 7, "stride": 7},
+        model={"hidden_size": 8, "num_layers": 1},
+        training={"max_epochs": 1},
+        baseline={"season_length": 7},
+    )
+    path = home / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    frame = load_bundled("seattle_weather")
+    ObservationStore(home / "store").upsert("seattle_weather", frame)
+    config = load_config(path)
+    trained = fit(config, frame, checkpoint_dir=home).forecaster
+    registry.log_and_register(trained, history_example=latest_history(frame, 28), artifacts_dir=home / "mlartifacts")
+    yield home, path
+    mp.undo()
+
+
+def test_flow_writes_the_report_logs_a_tagged_run_and_publishes_artifacts(bt_home, tmp_path):
+    from mlflow import MlflowClient
+    from prefect.artifacts import Artifact
+
+    from pipelines.backtest import backtest_flow
+
+    home, path = bt_home
+    summary = backtest_flow(str(path), overrides={"origins": 10}, out_dir=str(tmp_path / "report"), home=str(home))
+    assert (summary["name"], summary["version"]) == (NAME, "1")
+    assert summary["origins"] == 10 and summary["windows"] == 10 and summary["series"] == 1
+    assert [r["forecaster"] for r in summary["rows"]] == ["model", "naive", "seasonal_naive", "drift", "mean"]
+    assert summary["beats_seasonal_naive"] == ("does not beat" not in summary["verdict"])
+    for name in ("report.md", "summary.csv", "by_step.csv", "by_series.csv", "forecasts.parquet", "error_by_step.png", "forecasts.png"):
+        assert (tmp_path / "report" / name).is_file(), name
+    forecasts = pd.read_parquet(tmp_path / "report" / "forecasts.parquet")
+    # daily data: 10 origins x 7 steps, the last target on the last day of the data
+    assert len(forecasts) == 70 and forecasts["timestamp"].max() == pd.Timestamp("2015-12-31", tz="UTC")
+
+    client = MlflowClient()
+    run = client.get_run(summary["run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "backtests"
+    assert run.data.tags["model_name"] == NAME and run.data.tags["model_version"] == "1"
+    assert run.data.tags["model_run_id"] == client.get_model_version(NAME, "1").run_id
+    model_mae = next(r["mae"] for r in summary["rows"] if r["forecaster"] == "model")
+    assert run.data.metrics["model_mae"] == pytest.approx(model_mae)
+    assert run.data.params["origins"] == "10"
+    curve = client.get_metric_history(summary["run_id"], "seasonal_naive_mae_by_step")
+    assert sorted(m.step for m in curve) == list(range(1, 8))
+    logged = {f.path for f in client.list_artifacts(summary["run_id"], "backtest")}
+    assert {"backtest/report.md", "backtest/forecasts.png", "backtest/summary.csv"} <= logged
+
+    markdown = Artifact.get(f"backtest-{NAME}")
+    assert markdown is not None and markdown.type == "markdown"
+    assert "seasonal_naive" in markdown.data and summary["verdict"].split(":")[0] in markdown.data.replace("**", "")
+    table = Artifact.get(f"backtest-{NAME}-table")
+    assert table is not None and table.type == "table" and "seasonal_naive" in str(table.data)
+
+
+def test_flow_trains_per_fold_with_train(bt_home, tmp_path):
+    from mlflow import MlflowClient
+
+    from pipelines.backtest import backtest_flow
+
+    home, path = bt_home
+    summary = backtest_flow(str(path), train=True, overrides={"origins": 2}, out_dir=str(tmp_path), home=str(home))
+    assert summary["version"] is None and summary["label"] == f"{NAME} (trained per fold)"
+    assert summary["windows"] == 2
+    assert "one model per fold" in " ".join(summary["notes"])
+    tags = MlflowClient().get_run(summary["run_id"]).data.tags
+    assert tags["model_version"] == "trained per fold"
+
+
+def test_unknown_model_is_a_user_error(bt_home):
+    from pipelines.backtest import backtest_flow
+
+    home, path = bt_home
+    with pytest.raises(ForecastingError, match="no registered model 'ghost'"):
+        backtest_flow(str(path), model="ghost@champion", home=str(home))
+
+
+def test_cli_prints_the_table_and_the_verdict(bt_home, tmp_path):
+    from forecasting.cli import app
+
+    home, path = bt_home
+    out = tmp_path / "cli-report"
+    result = CliRunner().invoke(app, ["backtest", "--config", str(path), "--model", f"{NAME}@champion",
+                                      "--origins", "3", "--out", str(out), "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert f"Backtest of {NAME} v1: 3 origins x 1 series" in result.output
+    for name in ("seasonal_naive", "drift", "MASE", "sMAPE"):
+        assert name in result.output
+    assert "beats seasonal naive" in result.output or "does not beat seasonal naive" in result.output
+    assert (out / "report.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--model", "ghost"], 1, "no registered model 'ghost'"),
+        (["--refit", "always"], 1, "use --train"),
+        (["--model", NAME, "--train"], 2, "not both"),
+        (["--window", "sliding", "--train"], 1, "sliding window needs train_size"),
+        (["--model", "a/b"], 1, "model reference 'a/b' is not"),
+    ],
+)
+def test_cli_user_errors_exit_without_traceback(bt_home, args, code, message):
+    from forecasting.cli import app
+
+    home, path = bt_home
+    result = CliRunner().invoke(app, ["backtest", "--config", str(path), *args, "--home", str(home)])
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
