@@ -105,10 +105,25 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
             future = model_input[model_input["target"].isna()]
             model_input = model_input[model_input["target"].notna()]
         out = forecast(self.trained, model_input, horizon=horizon, future=future)
+        out = _select_quantiles(out, (params or {}).get("quantiles"), self.trained.config.name)
         out["model_name"] = self.model_name
         out["model_version"] = self.model_version
         out["run_id"] = self.run_id
         return out
+
+
+def _select_quantiles(out: pd.DataFrame, wanted: Any, name: str) -> pd.DataFrame:
+    """Keep only the requested quantile columns; the model can return only levels it was trained for."""
+    if wanted is None or len(wanted) == 0:
+        return out
+    trained = [c for c in out.columns if c.startswith("q")]
+    columns = [f"q{float(level):g}" for level in wanted]
+    missing = [c for c in columns if c not in trained]
+    if missing:
+        raise ForecastingError(
+            f"model '{name}' has no quantile(s) {[c[1:] for c in missing]}; it was trained for {[c[1:] for c in trained] or 'none'}"
+        )
+    return out.drop(columns=[c for c in trained if c not in columns])
 
 
 def log_and_register(
@@ -145,7 +160,7 @@ def log_and_register(
             example_model.trained = trained
             example_model.model_name, example_model.model_version, example_model.run_id = config.name, "", run_id
             output = example_model.predict(None, example)
-            signature = _signature(example, output, horizon=config.window.horizon)
+            signature = _signature(example, output, horizon=config.window.horizon, quantiles=list(config.model.quantiles))
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=ForecasterModel(),
@@ -170,14 +185,17 @@ def log_and_register(
     return ModelRef(config.name, version, run_id)
 
 
-def _signature(example: pd.DataFrame, output: pd.DataFrame, *, horizon: int) -> ModelSignature:
+def _signature(example: pd.DataFrame, output: pd.DataFrame, *, horizon: int, quantiles: list[float]) -> ModelSignature:
     """Inferred signature, except that ``timestamp`` accepts any type.
 
     MLflow's datetime column type rejects timezone-aware values, and the
     canonical frame is UTC-aware; ISO strings (JSON requests) are parsed by
     the model itself, and our own validator names any bad value.
     """
-    inferred = infer_signature(example, output, params={"horizon": horizon})
+    params: dict[str, Any] = {"horizon": horizon}
+    if quantiles:
+        params["quantiles"] = [float(q) for q in quantiles]  # default: every trained level
+    inferred = infer_signature(example, output, params=params)
     inputs = Schema([ColSpec(AnyType(), c.name) if c.name == "timestamp" else c for c in inferred.inputs.inputs])
     return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
 
@@ -229,9 +247,12 @@ def _git_commit() -> str:
 def _description(trained: TrainedForecaster) -> str:
     c, m = trained.config, trained.metrics
     lines = [
-        f"LSTM forecaster for dataset `{c.data.dataset}` ({len(trained.scaler.series_ids)} series, freq `{c.data.freq}`), "
-        f"horizon {c.window.horizon}, lookback {c.window.lookback}.",
+        f"{c.model.cell.upper()} forecaster of `{c.data.dataset}` ({len(trained.scaler.series_ids)} series, "
+        f"freq `{c.data.freq}`): horizon {c.window.horizon}, lookback {c.window.lookback}, "
+        + (f"quantiles {list(c.model.quantiles)}." if c.model.quantiles else "point forecasts only."),
     ]
+    if "val_coverage_80" in m:
+        lines.append(f"Validation 80% interval coverage {m['val_coverage_80']:.1%}.")
     if "val_mae" in m:
         lines.append(
             f"Validation MAE {m['val_mae']:.4g} vs seasonal naive (season {c.baseline.season_length}) "

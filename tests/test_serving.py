@@ -79,3 +79,26 @@ def test_model_loads_without_the_project_installed(served):
     assert not got["package"].startswith(project), got["package"]  # the model's own copy of the code
     assert not got["lightning"] and not got["prefect"]
     assert got["mean"] == pytest.approx(expected["mean"].tolist(), rel=1e-6)
+
+
+def test_quantile_param_selects_trained_levels(tiny_fit, mlflow_store):
+    """A quantile model serves a subset of its levels by param; an untrained level is a clear error."""
+    from forecasting.config import parse_config
+    from forecasting.errors import ForecastingError
+    from forecasting.train import fit
+    from tests.conftest import synthetic_frame, tiny_config_dict
+
+    config = parse_config(tiny_config_dict(name="tiny-quantiles", model={"quantiles": [0.1, 0.5, 0.9]},
+                                           training={"max_epochs": 1}))
+    frame = synthetic_frame()
+    result = fit(config, frame)
+    history = latest_history(frame, config.window.lookback)
+    ref = registry.log_and_register(result.forecaster, history_example=history, artifacts_dir=mlflow_store / "a")
+    loaded = registry.load(ref.name)
+    full = loaded.pyfunc.predict(history)
+    assert {"q0.1", "q0.5", "q0.9"} <= set(full.columns)
+    assert (full["q0.1"] <= full["q0.9"]).all()
+    some = loaded.pyfunc.predict(history, params={"quantiles": [0.9]})
+    assert "q0.9" in some.columns and "q0.1" not in some.columns
+    with pytest.raises(ForecastingError, match=r"no quantile\(s\) \['0.95'\]"):
+        loaded.pyfunc.predict(history, params={"quantiles": [0.95]})
