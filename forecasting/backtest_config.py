@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from forecasting.config import ForecasterConfig, parse_config
+from forecasting.config import ForecasterConfig, parse_config, read_yaml
 from forecasting.errors import ConfigError
 
 SECTION = "backtest"
@@ -116,15 +115,7 @@ def load_backtest_config(
 
     Problems in the forecaster part and the backtest part come in one ConfigError.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config {path}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = read_yaml(path)
     section = raw.pop(SECTION, None) or {}
     if not isinstance(section, dict):
         raise ConfigError(f"config {path}: '{SECTION}' must be a mapping, got {type(section).__name__}")

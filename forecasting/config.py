@@ -304,10 +304,17 @@ def _at_least_a_day(offset) -> bool:  # noqa: ANN001 - a pandas DateOffset
         return True  # business days, months, trading sessions: calendar steps of a day or more
 
 
-def _format_errors(source: str, error: ValidationError) -> ConfigError:
+def validation_problems(error: ValidationError, *, drop_tags: tuple[str, ...] = ()) -> list[str]:
+    """One line per pydantic error, ``field.path: message (got value)``.
+
+    ``drop_tags`` removes a discriminated union's tag that pydantic puts first in the path.
+    """
     problems = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"])
+        loc = [str(p) for p in item["loc"]]
+        if loc and loc[0] in drop_tags:
+            loc = loc[1:]
+        where = ".".join(loc)
         msg = item["msg"].removeprefix("Value error, ")
         if not where:  # cross-field checks: each line already names its fields
             problems.extend(msg.splitlines())
@@ -315,8 +322,28 @@ def _format_errors(source: str, error: ValidationError) -> ConfigError:
         value = item.get("input")
         shown = "" if isinstance(value, dict) or item["type"] == "missing" else f" (got {value!r})"
         problems.append(f"{where}: {msg}{shown}")
+    return problems
+
+
+def config_error(what: str, problems: list[str]) -> ConfigError:
+    """One error listing every problem of one config."""
     lines = "\n".join(f"  - {p}" for p in problems)
-    return ConfigError(f"config {source}: {len(problems)} problem(s)\n{lines}")
+    return ConfigError(f"{what}: {len(problems)} problem(s)\n{lines}")
+
+
+def read_yaml(path: str | Path, *, what: str = "config") -> dict[str, Any]:
+    """A YAML file's top-level mapping, or one ConfigError saying why there is none."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path}: not valid YAML: {exc}") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{what} {path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
 
 
 def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> ForecasterConfig:
@@ -326,19 +353,12 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> ForecasterCo
     try:
         return ForecasterConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _format_errors(source, exc) from None
+        raise config_error(f"config {source}", validation_problems(exc)) from None
 
 
 def load_config(path: str | Path) -> ForecasterConfig:
     """Read and validate one YAML config."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path}: not valid YAML: {exc}") from None
-    return parse_config(raw or {}, source=str(path))
+    return parse_config(read_yaml(path), source=str(path))
 
 
 def config_to_yaml(config: ForecasterConfig) -> str:

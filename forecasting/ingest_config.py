@@ -13,13 +13,13 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from forecasting.data.calendar import GapPolicy, Grid, offset_for
 from forecasting.data.quality import Bounds, QualityRules
 from forecasting.data.sources import http
 from forecasting.data.sources.base import Source
+from forecasting.config import config_error, read_yaml, validation_problems
 from forecasting.errors import ConfigError, ForecastingError
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -211,28 +211,13 @@ def parse_ingest_config(raw: Any, *, source: str = "<dict>") -> OpenMeteoConfig 
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as exc:
-        problems = []
-        for item in exc.errors():
-            loc = [str(p) for p in item["loc"]]
-            if loc and loc[0] in ("open_meteo", "stooq", "files", "bundled"):
-                loc = loc[1:]  # the union tag pydantic puts first
-            value = item.get("input")
-            shown = "" if isinstance(value, dict) or item["type"] == "missing" else f" (got {value!r})"
-            problems.append(f"{'.'.join(loc) or '(top level)'}: {item['msg'].removeprefix('Value error, ')}{shown}")
-        lines = "\n".join(f"  - {p}" for p in problems)
-        raise ConfigError(f"ingest config {source}: {len(problems)} problem(s)\n{lines}") from None
+        problems = validation_problems(exc, drop_tags=("open_meteo", "stooq", "files", "bundled"))
+        raise config_error(f"ingest config {source}", problems) from None
 
 
 def load_ingest_config(path: str | Path) -> OpenMeteoConfig | StooqConfig | FilesConfig | BundledConfig:
     """Read and validate one ingest YAML, e.g. ``configs/ingest/weather.yaml``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"ingest config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"ingest config {path}: not valid YAML: {exc}") from None
-    return parse_ingest_config(raw or {}, source=str(path))
+    return parse_ingest_config(read_yaml(path, what="ingest config"), source=str(path))
 
 
 def bundled_config(name: str) -> BundledConfig:

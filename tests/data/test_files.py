@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from forecasting.data.sources.base import REASON, FetchUnit, SourceError
+from forecasting.data.sources.base import REASON, SourceError
 from forecasting.data.sources.files import FileSource
 from forecasting.data.sources.http import HttpPolicy
 from forecasting.errors import DataValidationError
