@@ -142,6 +142,7 @@ def predict(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Registered model name.")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Take the model name from this config.")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Forecast as on this date (UTC), seeing only data through it.")] = None,
     home: HomeOption = None,
 ) -> None:
     """Forecast every series of the model's dataset from models:/NAME@ALIAS; write Parquet."""
@@ -155,7 +156,7 @@ def predict(
         model = run_or_exit(load_config, config).name
     from pipelines.predict import predict_flow
 
-    summary = run_or_exit(predict_flow, model, alias=alias, home=str(settings.home))
+    summary = run_or_exit(predict_flow, model, alias=alias, home=str(settings.home), as_of=as_of)
     console.print(f"{summary['name']} v{summary['version']}: {summary['rows']} rows ({summary['series']} series x {summary['horizon']} steps) -> {summary['path']}")
 
 

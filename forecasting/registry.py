@@ -430,3 +430,72 @@ def ensure_version(name: str, version: str) -> None:
         if not versions:
             raise ForecastingError(f"no registered model '{name}'") from None
         raise ForecastingError(f"model '{name}' has no version {version}; versions: {versions}") from None
+
+
+# --- Monitoring: issued forecasts scored against actuals ------------------------------------
+
+MONITORING_EXPERIMENT = "monitoring"
+
+
+def log_monitoring(
+    *,
+    model_name: str,
+    versions: pd.DataFrame,
+    alerts: list[str],
+    params: dict[str, Any] | None = None,
+    summary_markdown: str | None = None,
+    experiment: str = MONITORING_EXPERIMENT,
+    artifacts_dir: Path | None = None,
+) -> str:
+    """Log one monitoring evaluation as a run of ``experiment``; returns the run id.
+
+    ``versions`` has one row per (model_version, window_days) with ``mae``,
+    ``mase``, ``bias``, ``promised_mase`` and optionally ``coverage``; each
+    becomes a metric ``v<version>_<metric>_<days>d``. A bar chart of realised
+    vs promised MASE is attached as ``monitoring/realised_vs_promised.png``.
+    """
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    experiment_id = ensure_experiment(experiment, artifacts_dir)
+    metrics: dict[str, float] = {}
+    for row in versions.to_dict("records"):
+        for key in ("n", "mae", "mase", "bias", "coverage", "promised_mase", "ratio"):
+            value = row.get(key)
+            if value is not None and isinstance(value, (int, float)) and math.isfinite(float(value)):
+                metrics[f"v{row['model_version']}_{key}_{row['window_days']}d"] = float(value)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor-{model_name}") as run:
+        mlflow.set_tags({"model_name": model_name, "kind": "monitoring", "alert": str(bool(alerts)).lower(),
+                         "model_versions": ",".join(sorted({str(v) for v in versions.get("model_version", [])}))})
+        mlflow.log_params({k: "" if v is None else v for k, v in (params or {}).items()})
+        if metrics:
+            mlflow.log_metrics(metrics)
+        if alerts:
+            mlflow.log_text("\n".join(alerts), "monitoring/alerts.txt")
+        if summary_markdown:
+            mlflow.log_text(summary_markdown, "monitoring/summary.md")
+        if len(versions):
+            labels = [f"v{r['model_version']} {r['window_days']}d" for r in versions.to_dict("records")]
+            fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels)), 3.5))
+            x = range(len(labels))
+            ax.bar([i - 0.2 for i in x], versions["mase"], width=0.4, label="realised MASE")
+            ax.bar([i + 0.2 for i in x], versions["promised_mase"].fillna(0.0), width=0.4, label="promised MASE")
+            ax.set_xticks(list(x), labels)
+            ax.set_title(f"{model_name}: realised vs promised error")
+            ax.legend()
+            fig.tight_layout()
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "realised_vs_promised.png"
+                fig.savefig(path, dpi=80)
+                mlflow.log_artifact(str(path), artifact_path="monitoring")
+            plt.close(fig)
+    return run.info.run_id
+
+
+def tag_monitoring(name: str, version: str, *, alert: str, run_id: str, at: str) -> None:
+    """Record the latest monitoring verdict on a model version (``monitor.alert`` empty when quiet)."""
+    tag_version(name, version, {"monitor.alert": alert or "none", "monitor.run_id": run_id, "monitor.at": at})

@@ -7,7 +7,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from forecasting import registry
+from forecasting import forecast_log, registry
 from forecasting.data.store import ObservationStore
 from forecasting.predict import latest_history, write_forecasts
 from pipelines._common import resolve_settings
@@ -19,8 +19,26 @@ def load_model(name: str, alias: str) -> registry.LoadedForecaster:
 
 
 @task(cache_policy=NO_CACHE)
-def read_history(store_root: str, dataset: str, lookback: int) -> pd.DataFrame:
-    return latest_history(ObservationStore(store_root).read(dataset), lookback)
+def read_history(store_root: str, dataset: str, lookback: int, as_of: str | None = None) -> pd.DataFrame:
+    end = None if as_of is None else as_of_timestamp(as_of)
+    return latest_history(ObservationStore(store_root).read(dataset, end=end), lookback)
+
+
+def as_of_timestamp(as_of: str) -> pd.Timestamp:
+    """``--as-of DATE``: the instant (UTC unless given) through which data is visible, inclusive."""
+    from forecasting.errors import ForecastingError
+
+    try:
+        stamp = pd.Timestamp(as_of)
+    except (TypeError, ValueError) as exc:
+        raise ForecastingError(f"as_of={as_of!r} is not a date or timestamp: {exc}") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+@task(cache_policy=NO_CACHE)
+def append_to_log(path: str, log_dir: str) -> int:
+    """Keep the batch in the append-only forecast log (a rerun of the same origin leaves one copy)."""
+    return len(forecast_log.append(log_dir, pd.read_parquet(path)))
 
 
 @task(cache_policy=NO_CACHE)
@@ -30,13 +48,18 @@ def predict_and_write(model: registry.LoadedForecaster, history: pd.DataFrame, f
 
 
 @flow(name="predict", flow_run_name="predict-{model_name}@{alias}")
-def predict_flow(model_name: str, alias: str = registry.CHAMPION, home: str | None = None) -> dict:
-    """Batch forecasts for every series of the model's dataset, one atomic file per origin."""
+def predict_flow(model_name: str, alias: str = registry.CHAMPION, home: str | None = None, as_of: str | None = None) -> dict:
+    """Batch forecasts for every series of the model's dataset, one atomic file per origin.
+
+    ``as_of``: forecast as on that date, seeing only observations through it (replays).
+    Every batch is also appended to the forecast log (``<home>/forecast_log``).
+    """
     settings = resolve_settings(home)
     model = load_model(model_name, alias)
     config = model.pyfunc.unwrap_python_model().trained.config
-    history = read_history(str(settings.store_dir), config.data.dataset, config.window.lookback)
+    history = read_history(str(settings.store_dir), config.data.dataset, config.window.lookback, as_of)
     path = predict_and_write(model, history, str(settings.forecasts_dir))
+    append_to_log(path, str(settings.home / "forecast_log"))
     frame = pd.read_parquet(path)
     summary = {"name": model.ref.name, "version": model.ref.version, "path": path,
                "rows": len(frame), "series": int(frame["series_id"].nunique()), "horizon": int(frame["step"].max())}

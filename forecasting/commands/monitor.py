@@ -1,0 +1,67 @@
+"""`forecast monitor`: realised vs promised error of the forecasts a model issued."""
+
+from typing import Annotated
+
+import typer
+
+from forecasting.cli import HomeOption  # cli imports this module once its own names exist
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="monitor")(monitor)
+
+
+def monitor(
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")],
+    window_days: Annotated[str, typer.Option("--window-days", help="Rolling windows in days, comma separated.")] = "7,30",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as on this date (actuals through it only).")] = None,
+    mase_factor: Annotated[float, typer.Option("--mase-factor", help="Alert when realised MASE > factor x promised.")] = 1.5,
+    max_level_shift: Annotated[float, typer.Option("--max-level-shift", help="Drift alert: recent mean vs training mean, in training std.")] = 1.0,
+    max_scale_ratio: Annotated[float, typer.Option("--max-scale-ratio", help="Drift alert: recent std / training std outside [1/r, r].")] = 2.0,
+    home: HomeOption = None,
+) -> None:
+    """Score logged forecasts against the actuals that arrived; print realised vs promised; exit 1 on alert."""
+    from forecasting.cli import console, err_console, run_or_exit, setup_home
+
+    try:
+        windows = [int(d) for d in window_days.split(",") if d.strip()]
+    except ValueError:
+        err_console.print(f"[bold red]error:[/] --window-days {window_days!r} is not a list of day counts, e.g. 7,30")
+        raise typer.Exit(2) from None
+    settings = setup_home(home)
+    from pipelines.monitor import monitor_flow
+
+    summary = run_or_exit(monitor_flow, model, window_days=windows, home=str(settings.home), as_of=as_of,
+                          mase_factor=mase_factor, level_shift=max_level_shift,
+                          scale_ratio=max_scale_ratio, fail_on_alert=False)
+    _print(summary)
+    if summary["alert"]:
+        raise typer.Exit(1)
+
+
+def _print(summary: dict) -> None:
+    import math
+
+    from rich.table import Table
+
+    from forecasting.cli import console
+
+    table = Table(title=f"Realised vs promised error of {summary['name']} ({summary['scored']} of {summary['logged']} forecasts scored)")
+    for col in ("version", "window", "points", "MAE", "MASE", "promised", "ratio", "bias", "coverage", "alert"):
+        table.add_column(col, justify="left" if col in ("version", "alert") else "right", no_wrap=col != "alert")
+
+    def fmt(value: object, spec: str) -> str:
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+    for r in summary["versions"]:
+        table.add_row(
+            f"v{r['model_version']}", f"{r['window_days']}d", str(r["n"]), fmt(r["mae"], ".4g"), fmt(r["mase"], ".3g"),
+            fmt(r["promised_mase"], ".3g"), fmt(r["ratio"], ".2f"), fmt(r["bias"], "+.4g"), fmt(r.get("coverage"), ".0%"),
+            f"[red]{r['alert']}[/]" if r["alert"] else "[green]ok[/]",
+        )
+    console.print(table)
+    for line in summary["alerts"]:
+        console.print(f"[bold red]alert:[/] {line}", highlight=False, soft_wrap=True)
+    if not summary["alerts"]:
+        console.print("[green]no alert[/]")
+    console.print(f"MLflow run {summary['run_id']} (experiment monitoring)", soft_wrap=True)
