@@ -171,7 +171,11 @@ class PromotionConfig(_Strict):
         "mae", description="Backtest metric a challenger must win on (lower is better)."
     )
     margin: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Relative improvement over the champion required to promote (0.02 = 2% lower)."
+        0.01,
+        ge=0.0,
+        lt=1.0,
+        description="Relative improvement over the champion required to promote (0.02 = 2% lower); "
+        "above zero so that retraining noise alone never swaps the model in service.",
     )
     origins: int = Field(30, ge=1, description="Most recent out-of-sample origins both versions are backtested on.")
 
