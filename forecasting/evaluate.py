@@ -219,11 +219,11 @@ def score(wf: WindowForecasts, *, prefix: str) -> dict[str, float]:
     if wf.quantiles:
         levels = {float(name[1:]): q for name, q in wf.quantiles.items()}
         out[f"{prefix}_pinball"] = float(
-            np.mean([pinball(wf.actual, q, level=level) for level, q in levels.items()])
+            np.mean([metrics.pinball(wf.actual, q, quantile=level) for level, q in levels.items()])
         )
         for lo, hi, nominal in central_intervals(tuple(levels)):
             pct = round(100 * nominal)
-            out[f"{prefix}_coverage_{pct}"] = coverage(wf.actual, levels[lo], levels[hi])
+            out[f"{prefix}_coverage_{pct}"] = metrics.interval_coverage(wf.actual, levels[lo], levels[hi])
             out[f"{prefix}_coverage_{pct}_nominal"] = nominal
     return out
 
@@ -236,15 +236,3 @@ def central_intervals(levels: tuple[float, ...]) -> list[tuple[float, float, flo
         if hi is not None:
             pairs.append((lo, hi, round(hi - lo, 9)))
     return pairs
-
-
-def pinball(actual: np.ndarray, pred: np.ndarray, *, level: float) -> float:
-    """Mean pinball (quantile) loss of quantile forecasts ``pred`` at ``level``, in the series' units."""
-    error = np.asarray(actual, dtype=np.float64) - np.asarray(pred, dtype=np.float64)
-    return float(np.mean(np.maximum(level * error, (level - 1.0) * error)))
-
-
-def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    """Share of ``actual`` inside ``[lower, upper]``: compare with the interval's nominal level."""
-    actual = np.asarray(actual, dtype=np.float64)
-    return float(np.mean((actual >= lower) & (actual <= upper)))

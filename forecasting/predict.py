@@ -126,3 +126,12 @@ def write_forecasts(forecasts: pd.DataFrame, forecasts_dir: str | Path, model_na
     path = forecast_path(forecasts_dir, model_name, forecasts)
     write_parquet_atomic(forecasts, path)
     return path
+
+
+def as_of_timestamp(as_of: str) -> pd.Timestamp:
+    """``--as-of DATE``: the instant (UTC unless given) through which data is visible, inclusive."""
+    try:
+        stamp = pd.Timestamp(as_of)
+    except (TypeError, ValueError) as exc:
+        raise ForecastingError(f"as_of={as_of!r} is not a date or timestamp: {exc}") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import getpass
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -148,11 +149,27 @@ def promote_challenger(
             "promotion.at": _now(),
         }
         if decision.promote:
-            registry.set_champion(name, version, previous=current.version if current else None, record=record)
+            registry.set_champion(name, version, previous=current.version if current else None, record=record,
+                                  trained=challenger)
         else:
             registry.tag_version(name, version, record)
     if report_dir is not None and ch_result is not None:
         write_report(ch_result, report_dir, ch_scores)
+    return decision
+
+
+def promote_and_attach_report(
+    ref: registry.ModelRef, frame: pd.DataFrame, *, lock_dir: Path, metric: str, margin: float, origins: int
+) -> Decision:
+    """``promote_challenger``, then attach its backtest report to the run the version came from."""
+    with tempfile.TemporaryDirectory(prefix="promotion-") as tmp:
+        report_dir = Path(tmp)
+        decision = promote_challenger(
+            ref.name, ref.version, frame, lock_dir=lock_dir, metric=metric, margin=margin, origins=origins,
+            report_dir=report_dir,
+        )
+        if any(report_dir.iterdir()):
+            registry.log_version_artifacts(ref.run_id, report_dir, "backtest")
     return decision
 
 
@@ -186,7 +203,6 @@ def rollback(name: str, *, why: str, lock_dir: Path) -> tuple[str, str]:
             "rollback.by": _who(), "rollback.reason": why, "rollback.at": _now(), "rollback.to": previous,
         })
         # The restored version keeps its own earlier record, so a second rollback goes further back.
-        registry.set_alias(name, registry.CHAMPION, previous)
         registry.set_champion(name, previous, previous=registry.version_tags(name, previous).get("promotion.previous_champion"),
                               record={"rollback.restored_by": _who(), "rollback.restored_at": _now()})
     return current.version, previous

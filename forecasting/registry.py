@@ -138,6 +138,7 @@ def log_and_register(
     """Log one training run, register its model as a new version and point ``aliases`` at it."""
     config = trained.config
     experiment_id = ensure_experiment(experiment or config.name, artifacts_dir)
+    tags = _tags(trained)  # asks git for the commit: once, for both the run and the version
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.name}") as run:
         run_id = run.info.run_id
         mlflow.log_params({k: "" if v is None else v for k, v in config.flat().items()})
@@ -146,7 +147,7 @@ def log_and_register(
             mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=step)
         mlflow.log_metrics(trained.metrics)
         mlflow.log_metric("train_seconds", trained.meta.get("train_seconds", 0.0))
-        mlflow.set_tags(_tags(trained))
+        mlflow.set_tags(tags)
         mlflow.log_text(config_to_yaml(config), "config.yaml")
         mlflow.log_dict(trained.scaler.to_dict(), "scaler.json")
         mlflow.log_dict(trained.meta, "lineage.json")
@@ -176,7 +177,7 @@ def log_and_register(
     version = str(info.registered_model_version)
     client = MlflowClient()
     client.update_model_version(config.name, version, description=_description(trained))
-    for key, value in _tags(trained).items():
+    for key, value in tags.items():
         client.set_model_version_tag(config.name, version, key, value)
     for alias in aliases:
         client.set_registered_model_alias(config.name, alias, version)
@@ -401,15 +402,21 @@ def log_version_artifacts(run_id: str, directory: Path, artifact_path: str) -> N
     MlflowClient().log_artifacts(run_id, str(directory), artifact_path)
 
 
-def set_champion(name: str, version: str, *, previous: str | None, record: dict[str, Any]) -> None:
-    """Point `champion` at ``version``, remember the one it replaced, refresh the model card."""
+def set_champion(
+    name: str, version: str, *, previous: str | None, record: dict[str, Any], trained: TrainedForecaster | None = None
+) -> None:
+    """Point `champion` at ``version``, remember the one it replaced, refresh the model card.
+
+    Pass ``trained`` when the caller already loaded the version, to skip downloading it again.
+    """
     tag_version(name, version, {**record, "promotion.previous_champion": previous or ""})
     set_alias(name, CHAMPION, version)
     client = MlflowClient()
-    try:
-        trained = load_trained(name, version)
-    except ForecastingError:
-        return
+    if trained is None:
+        try:
+            trained = load_trained(name, version)
+        except ForecastingError:
+            return
     client.update_registered_model(name, description=_model_card(trained, version))
     client.set_registered_model_tag(name, "champion_version", version)
     for key in ("val_mae", "val_mae_skill"):

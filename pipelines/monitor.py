@@ -21,7 +21,7 @@ from forecasting import forecast_log, monitor, registry
 from forecasting.data.store import ObservationStore, write_parquet_atomic
 from forecasting.errors import ForecastingError
 from pipelines._common import resolve_settings
-from pipelines.predict import as_of_timestamp
+from forecasting.predict import as_of_timestamp
 
 
 class MonitorAlert(ForecastingError):

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from forecasting import forecast_log, registry
 from forecasting.data.store import ObservationStore
-from forecasting.predict import latest_history, write_forecasts
+from forecasting.predict import as_of_timestamp, latest_history, write_forecasts
 from pipelines._common import resolve_settings
 
 
@@ -24,27 +24,16 @@ def read_history(store_root: str, dataset: str, lookback: int, as_of: str | None
     return latest_history(ObservationStore(store_root).read(dataset, end=end), lookback)
 
 
-def as_of_timestamp(as_of: str) -> pd.Timestamp:
-    """``--as-of DATE``: the instant (UTC unless given) through which data is visible, inclusive."""
-    from forecasting.errors import ForecastingError
-
-    try:
-        stamp = pd.Timestamp(as_of)
-    except (TypeError, ValueError) as exc:
-        raise ForecastingError(f"as_of={as_of!r} is not a date or timestamp: {exc}") from None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 @task(cache_policy=NO_CACHE)
-def append_to_log(path: str, log_dir: str) -> int:
+def append_to_log(forecasts: pd.DataFrame, log_dir: str) -> int:
     """Keep the batch in the append-only forecast log (a rerun of the same origin leaves one copy)."""
-    return len(forecast_log.append(log_dir, pd.read_parquet(path)))
+    return len(forecast_log.append(log_dir, forecasts))
 
 
 @task(cache_policy=NO_CACHE)
-def predict_and_write(model: registry.LoadedForecaster, history: pd.DataFrame, forecasts_dir: str) -> str:
+def predict_and_write(model: registry.LoadedForecaster, history: pd.DataFrame, forecasts_dir: str) -> tuple[pd.DataFrame, str]:
     forecasts = model.predict(history)
-    return str(write_forecasts(forecasts, forecasts_dir, model.ref.name))
+    return forecasts, str(write_forecasts(forecasts, forecasts_dir, model.ref.name))
 
 
 @flow(name="predict", flow_run_name="predict-{model_name}@{alias}")
@@ -58,9 +47,8 @@ def predict_flow(model_name: str, alias: str = registry.CHAMPION, home: str | No
     model = load_model(model_name, alias)
     config = model.pyfunc.unwrap_python_model().trained.config
     history = read_history(str(settings.store_dir), config.data.dataset, config.window.lookback, as_of)
-    path = predict_and_write(model, history, str(settings.forecasts_dir))
-    append_to_log(path, str(settings.home / "forecast_log"))
-    frame = pd.read_parquet(path)
+    frame, path = predict_and_write(model, history, str(settings.forecasts_dir))
+    append_to_log(frame, str(settings.home / "forecast_log"))
     summary = {"name": model.ref.name, "version": model.ref.version, "path": path,
                "rows": len(frame), "series": int(frame["series_id"].nunique()), "horizon": int(frame["step"].max())}
     create_markdown_artifact(

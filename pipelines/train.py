@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +15,7 @@ from forecasting.data.store import ObservationStore
 from forecasting.lifecycle import Decision
 from forecasting.plots import plot_forecasts
 from forecasting.predict import latest_history
-from forecasting.promotion import promote_challenger
+from forecasting.promotion import promote_and_attach_report
 from forecasting.train import FitResult, fit
 from pipelines._common import resolve_settings
 
@@ -47,17 +45,10 @@ def register_model(result: FitResult, frame: pd.DataFrame, plots_dir: str, artif
 
 @task(cache_policy=NO_CACHE)
 def decide_promotion(ref: registry.ModelRef, config: ForecasterConfig, frame: pd.DataFrame, home: str) -> Decision:
-    report_dir = Path(tempfile.mkdtemp(prefix="promotion-", dir=home))
-    try:
-        decision = promote_challenger(
-            ref.name, ref.version, frame, lock_dir=Path(home) / "locks", metric=config.promotion.metric,
-            margin=config.promotion.margin, origins=config.promotion.origins, report_dir=report_dir,
-        )
-        if any(report_dir.iterdir()):
-            registry.log_version_artifacts(ref.run_id, report_dir, "backtest")
-    finally:
-        shutil.rmtree(report_dir, ignore_errors=True)
-    return decision
+    p = config.promotion
+    return promote_and_attach_report(
+        ref, frame, lock_dir=Path(home) / "locks", metric=p.metric, margin=p.margin, origins=p.origins
+    )
 
 
 @flow(name="train", flow_run_name="train-{config_path}")

@@ -9,6 +9,14 @@ import typer
 def register(app: typer.Typer) -> None:
     from forecasting.cli import HomeOption, console, run_or_exit, setup_home
 
+    def locks_dir(home):  # noqa: ANN001, ANN202
+        """Set up the home folder, point the registry at its store; the promotion locks live there."""
+        settings = setup_home(home)
+        from forecasting import registry
+
+        registry.configure(settings.mlflow_tracking_uri)
+        return settings.home / "locks"
+
     @app.command()
     def promote(
         name: Annotated[str, typer.Argument(help="Registered model name.")],
@@ -17,11 +25,10 @@ def register(app: typer.Typer) -> None:
         home: HomeOption = None,
     ) -> None:
         """Make VERSION the champion of NAME (recorded with who and why)."""
-        settings = setup_home(home)
-        from forecasting import promotion, registry
+        lock_dir = locks_dir(home)
+        from forecasting import promotion
 
-        registry.configure(settings.mlflow_tracking_uri)
-        previous = run_or_exit(promotion.promote, name, version, why=why, lock_dir=settings.home / "locks")
+        previous = run_or_exit(promotion.promote, name, version, why=why, lock_dir=lock_dir)
         console.print(f"{name}: champion is now v{version}" + (f" (was v{previous})" if previous else ""))
 
     @app.command()
@@ -31,9 +38,8 @@ def register(app: typer.Typer) -> None:
         home: HomeOption = None,
     ) -> None:
         """Give the champion alias back to the version the current champion replaced."""
-        settings = setup_home(home)
-        from forecasting import promotion, registry
+        lock_dir = locks_dir(home)
+        from forecasting import promotion
 
-        registry.configure(settings.mlflow_tracking_uri)
-        old, restored = run_or_exit(promotion.rollback, name, why=why, lock_dir=settings.home / "locks")
+        old, restored = run_or_exit(promotion.rollback, name, why=why, lock_dir=lock_dir)
         console.print(f"{name}: champion rolled back from v{old} to v{restored}")

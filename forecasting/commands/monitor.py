@@ -21,7 +21,7 @@ def monitor(
     home: HomeOption = None,
 ) -> None:
     """Score logged forecasts against the actuals that arrived; print realised vs promised; exit 1 on alert."""
-    from forecasting.cli import console, err_console, run_or_exit, setup_home
+    from forecasting.cli import err_console, run_or_exit, setup_home
 
     try:
         windows = [int(d) for d in window_days.split(",") if d.strip()]
