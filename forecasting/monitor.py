@@ -4,62 +4,149 @@ Pure functions over frames: ``score`` joins the forecast log to actuals (only
 forecasts whose actual exists are scored), ``summarise`` aggregates per
 version / series / step over rolling windows, ``judge`` compares the realised
 MASE with the promised one and the interval coverage with its nominal level,
-``drift`` compares recent history with the training window. ``evaluate`` runs
-them all and returns a ``MonitorReport`` whose ``alerts`` say what is wrong.
+``drift`` compares recent history with the same part of the season in the
+training data. ``evaluate`` runs them all and returns a ``MonitorReport``
+whose ``alerts`` say what is wrong.
 
-MASE uses the backtest's scale: the seasonal-naive MAE of the series' history
-up to the forecast origin, with the model's ``baseline.season_length``.
+Each version is scored with its own settings: MASE uses the backtest's scale
+(the seasonal-naive MAE of the series' history up to the forecast origin, with
+that version's ``baseline.season_length``), and interval coverage uses the
+outermost quantile pair that version issued.
+
+Thresholds and the retrain-on-alert policy are operations settings, not model
+settings: they live in ``configs/monitor/settings.yaml`` (``defaults`` plus
+per-model overrides, read by :func:`load_settings`), so changing one never
+needs a retrain. See ``docs/monitoring.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from forecasting.errors import ForecastingError
 from forecasting.metrics import seasonal_naive_scale
 
 
-@dataclass(frozen=True)
-class MonitorSettings:
-    """Thresholds of the alert."""
+class MonitorSettings(BaseModel):
+    """Thresholds of the alert and what to do when it fires (one model's resolved settings)."""
 
-    windows_days: tuple[int, ...] = (7, 30)
-    """Rolling windows, in days back from ``now``, over the forecast target times."""
-    mase_factor: float = 1.5
-    """Alert when realised MASE > factor x promised MASE."""
-    coverage_band: float = 0.15
-    """Alert when interval coverage leaves [nominal - band, nominal + band]."""
-    level_shift: float = 1.0
-    """Alert when |recent mean - training mean| exceeds this many training standard deviations."""
-    scale_ratio: float = 2.0
-    """Alert when recent std / training std leaves [1/ratio, ratio]."""
-    max_missing: float = 0.2
-    """Alert when more than this share of the recent grid has no target."""
-    min_points: int = 3
-    """Windows with fewer scored points are reported but never alert."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.windows_days or any(int(d) < 1 for d in self.windows_days):
-            problems.append(f"windows_days must be positive day counts, got {self.windows_days}")
-        if self.mase_factor <= 0:
-            problems.append(f"mase_factor must be > 0, got {self.mase_factor}")
-        if not 0 <= self.coverage_band < 1:
-            problems.append(f"coverage_band must be in [0, 1), got {self.coverage_band}")
-        if problems:
-            raise ForecastingError("invalid monitor settings: " + "; ".join(problems))
+    windows_days: tuple[int, ...] = Field(
+        (7, 30), description="Rolling windows, in days back from the period end, over the forecast target times.")
+    mase_factor: float = Field(1.5, gt=0, description="Alert when realised MASE > factor x promised MASE.")
+    coverage_band: float = Field(
+        0.15, ge=0, lt=1, description="Alert when interval coverage leaves [nominal - band, nominal + band].")
+    level_shift: float = Field(
+        1.0, gt=0, description="Drift: alert when |recent mean - reference mean| exceeds this many reference std.")
+    scale_ratio: float = Field(2.0, gt=1, description="Drift: alert when recent std / reference std leaves [1/ratio, ratio].")
+    max_missing: float = Field(0.2, ge=0, le=1, description="Drift: alert when more than this share of the recent grid has no target.")
+    min_points: int = Field(3, ge=1, description="Windows with fewer scored points are reported but never alert.")
+    drift_reference: Literal["same_season", "training_window"] = Field(
+        "same_season",
+        description="What recent inputs are compared with: the same calendar window in earlier training years "
+        "(falls back to the whole window when training spans < 1 year), or the whole training window.")
+    season_pad_days: int = Field(
+        14, ge=0, le=120, description="same_season: days added on each side of the recent window, a year (or more) back.")
+    retrain_on_alert: bool = Field(False, description="On alert, start a run of the retrain deployment (fire-and-forget).")
+    retrain_deployment: str | None = Field(
+        None, description="'flow/deployment' to run on alert; None: the train deployment of configs/schedules.yaml "
+        "whose config trains this model.")
+
+    @field_validator("windows_days", mode="before")
+    @classmethod
+    def _windows(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("windows_days")
+    @classmethod
+    def _positive_windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(int(d) < 1 for d in value):
+            raise ValueError(f"must be positive day counts, got {list(value)}")
+        return tuple(int(d) for d in value)
+
+    @field_validator("retrain_deployment")
+    @classmethod
+    def _deployment_name(cls, value: str | None) -> str | None:
+        if value is not None and value.count("/") != 1:
+            raise ValueError(f"must read 'flow name/deployment name', e.g. 'train/retrain-weather', got {value!r}")
+        return value
+
+
+DEFAULT_SETTINGS_PATH = Path(__file__).resolve().parent.parent / "configs" / "monitor" / "settings.yaml"
+
+
+class _SettingsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def load_settings(
+    model_name: str,
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> MonitorSettings:
+    """The monitor settings of ``model_name``: built-in defaults < file ``defaults`` < file ``models.<name>`` < overrides.
+
+    ``path`` None reads ``configs/monitor/settings.yaml`` when it exists (an
+    installed package without the repo's configs runs on built-in defaults);
+    an explicit path must exist. Every section of the file is validated, not
+    only this model's, so a typo in another model's section is caught on the
+    first run, and one ``ConfigError`` lists every problem. Overrides whose
+    value is None are ignored (a CLI flag or flow parameter left unset).
+    """
+    from forecasting.config import config_error, read_yaml, validation_problems
+
+    where = DEFAULT_SETTINGS_PATH if path is None else Path(path)
+    raw: dict[str, Any] = {}
+    if path is not None or where.is_file():
+        raw = read_yaml(where, what="monitor settings")
+    try:
+        file = _SettingsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(f"monitor settings {where}", validation_problems(exc)) from None
+    problems = []
+    sections = [("defaults", {})] + [(f"models.{name}", values or {}) for name, values in file.models.items()]
+    for section, values in sections:
+        try:
+            MonitorSettings.model_validate({**file.defaults, **values})
+        except ValidationError as exc:
+            # Problems of the defaults are reported once, under ``defaults``.
+            own = validation_problems(exc) if section == "defaults" else [
+                p for p in validation_problems(exc) if p.split(":", 1)[0].split(".", 1)[0] in values]
+            problems += [f"{section}.{p}" for p in own]
+    if problems:
+        raise config_error(f"monitor settings {where}", problems)
+    merged = {**file.defaults, **(file.models.get(model_name) or {}),
+              **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    try:
+        return MonitorSettings.model_validate(merged)
+    except ValidationError as exc:
+        raise config_error(f"monitor settings of {model_name}", validation_problems(exc)) from None
 
 
 @dataclass
 class MonitorReport:
+    """What one evaluation found: scored rows, per-version and per-series summaries, drift, alert reasons."""
+
     scored: pd.DataFrame
     versions: pd.DataFrame
     detail: pd.DataFrame
     drift: pd.DataFrame
     alerts: list[str] = field(default_factory=list)
+    period_end: pd.Timestamp | None = None
+    """The end of the error windows (``now``): with the model version it identifies one alert."""
 
     @property
     def alert(self) -> bool:
@@ -67,24 +154,50 @@ class MonitorReport:
 
 
 def interval_columns(frame: pd.DataFrame) -> tuple[str, str, float] | None:
-    """The outermost quantile pair (lower, upper, nominal coverage), or None without quantiles."""
-    levels = sorted(float(c[1:]) for c in frame.columns if c.startswith("q") and c[1:2].isdigit())
+    """The outermost quantile pair (lower, upper, nominal coverage) with values, or None without quantiles.
+
+    Columns that are all NaN do not count: in a log holding several versions,
+    they are another version's quantiles.
+    """
+    levels = sorted(float(c[1:]) for c in _quantile_columns(frame) if frame[c].notna().any())
     if len(levels) < 2:
         return None
     lo, hi = levels[0], levels[-1]
     return f"q{lo:g}", f"q{hi:g}", round(hi - lo, 6)
 
 
-def score(log: pd.DataFrame, actuals: pd.DataFrame, *, season: int) -> pd.DataFrame:
+def _quantile_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith("q") and c[1:2].isdigit()]
+
+
+def score(log: pd.DataFrame, actuals: pd.DataFrame, *, season: int | Mapping[str, int]) -> pd.DataFrame:
     """One row per logged forecast whose actual has arrived: error, |error|, scaled |error|, interval hit.
 
-    ``actuals`` is a canonical observation frame. Forecasts without an actual
-    (not yet arrived, or NaN) are dropped; so are origins whose history is too
-    short or constant for a MASE scale (their ``scaled`` would be undefined).
+    ``actuals`` is a canonical observation frame. ``season`` is one season
+    length for every version or one per ``model_version`` (each version is
+    held to the MASE scale its own backtest used). Interval hits use each
+    version's own outermost quantile pair, so versions with different
+    quantiles are never judged on each other's columns. Forecasts without an
+    actual (not yet arrived, or NaN) are dropped; so are origins whose history
+    is too short or constant for a MASE scale (their ``scaled`` would be undefined).
     """
     if log.empty:
         return log.assign(actual=[], error=[], abs_error=[], scaled=[])
     obs = actuals.loc[actuals["target"].notna(), ["series_id", "timestamp", "target"]]
+    parts = []
+    for version, rows in log.groupby(log["model_version"].astype(str), sort=True):
+        if isinstance(season, Mapping):
+            if version not in season:
+                raise ForecastingError(f"no season length given for model version {version}")
+            length = int(season[version])
+        else:
+            length = int(season)
+        parts.append(_score_version(rows, obs, length))
+    filled = [part for part in parts if len(part)]
+    return pd.concat(filled, ignore_index=True) if filled else parts[0]
+
+
+def _score_version(log: pd.DataFrame, obs: pd.DataFrame, season: int) -> pd.DataFrame:
     joined = log.merge(obs.rename(columns={"target": "actual"}), on=["series_id", "timestamp"], how="inner")
     if joined.empty:
         return joined.assign(error=[], abs_error=[], scaled=[])
@@ -93,6 +206,7 @@ def score(log: pd.DataFrame, actuals: pd.DataFrame, *, season: int) -> pd.DataFr
     joined["scale"] = _origin_scales(joined, obs, season)
     joined = joined[joined["scale"] > 0].copy()
     joined["scaled"] = joined["abs_error"] / joined["scale"]
+    joined["season"] = season
     pair = interval_columns(log)
     if pair is not None:
         lo, hi, nominal = pair
@@ -172,6 +286,52 @@ def judge(versions: pd.DataFrame, promised: dict[str, float], settings: MonitorS
     return out, reasons
 
 
+DRIFT_COLUMNS = ["series_id", "level_shift", "scale_ratio", "missing", "reference", "reference_points", "alert"]
+WHOLE_WINDOW = "whole training window"
+
+
+def seasonal_reference(
+    stamps: pd.Series,
+    *,
+    start: pd.Timestamp,
+    now: pd.Timestamp,
+    train_start: pd.Timestamp,
+    train_end: pd.Timestamp,
+    pad_days: int,
+    min_points: int,
+) -> tuple[np.ndarray, str]:
+    """Which training points are the same part of the season as the recent window ``(start, now]``.
+
+    The recent window moved back by 1, 2, ... years and widened by
+    ``pad_days`` on each side, intersected with the training window; points
+    after ``start`` are never their own reference. December is then compared
+    with earlier Decembers, not with a whole year of summers and winters.
+    Returns a boolean mask over ``stamps`` and a label of the reference; when
+    training spans less than a year, or the same season holds fewer than
+    ``min_points`` points, the mask is the whole training window
+    (``WHOLE_WINDOW``): with no earlier season to compare with, that is the best
+    there is.
+    """
+    inside = ((stamps >= train_start) & (stamps <= train_end)).to_numpy()
+    if train_end - train_start < pd.Timedelta(days=365):
+        return inside, WHOLE_WINDOW
+    pad = pd.Timedelta(days=int(pad_days))
+    mask = np.zeros(len(stamps), dtype=bool)
+    years = 0
+    for k in range(1, 1000):
+        lo = start - pd.DateOffset(years=k) - pad
+        hi = now - pd.DateOffset(years=k) + pad
+        if hi < train_start:
+            break
+        hit = inside & ((stamps > lo) & (stamps <= hi) & (stamps <= start)).to_numpy()
+        if hit.any():
+            mask |= hit
+            years += 1
+    if mask.sum() < max(min_points, 2):
+        return inside, WHOLE_WINDOW
+    return mask, f"same season, {years} earlier year{'s' if years != 1 else ''} (+/-{int(pad_days)} days)"
+
+
 def drift(
     history: pd.DataFrame,
     *,
@@ -182,43 +342,65 @@ def drift(
     freq: str,
     settings: MonitorSettings,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Level and scale of each series' last ``recent_days`` against its training window, and the missing share."""
+    """Level and scale of each series' last ``recent_days`` against a reference from training, and the missing share.
+
+    Level is ``(recent mean - reference mean) / reference std``; scale is
+    ``recent std / reference std``. With ``drift_reference: same_season``
+    (default) the reference is the same calendar window in earlier training
+    years (:func:`seasonal_reference`), so a normal winter after a training
+    window full of summers stays quiet while a genuine shift within the season
+    still trips; with ``training_window`` it is the whole training window. The
+    ``reference`` column says which one each series was compared with.
+    """
     rows, reasons = [], []
     start = now - pd.Timedelta(days=int(recent_days))
+    expected = len(pd.date_range(start, now, freq=freq, inclusive="right"))
     for sid, series in history.groupby("series_id", sort=True):
-        train = series[(series["timestamp"] >= train_start) & (series["timestamp"] <= train_end)]["target"].dropna()
-        recent = series[(series["timestamp"] > start) & (series["timestamp"] <= now)]
-        expected = len(pd.date_range(start, now, freq=freq, inclusive="right"))
-        present = int(recent["target"].notna().sum())
+        series = series[series["target"].notna()]
+        recent = series[(series["timestamp"] > start) & (series["timestamp"] <= now)]["target"]
+        if settings.drift_reference == "same_season":
+            mask, basis = seasonal_reference(series["timestamp"], start=start, now=now, train_start=train_start,
+                                             train_end=train_end, pad_days=settings.season_pad_days,
+                                             min_points=expected // 2)
+        else:
+            mask = ((series["timestamp"] >= train_start) & (series["timestamp"] <= train_end)).to_numpy()
+            basis = WHOLE_WINDOW
+        reference = series["target"][mask]
+        present = len(recent)
         missing = 1.0 - present / expected if expected else 0.0
-        std = float(train.std()) if len(train) > 1 else np.nan
-        level = (float(recent["target"].mean()) - float(train.mean())) / std if std and present else np.nan
-        scale = float(recent["target"].std()) / std if std and present > 1 else np.nan
+        std = float(reference.std()) if len(reference) > 1 else np.nan
+        level = (float(recent.mean()) - float(reference.mean())) / std if std and present else np.nan
+        scale = float(recent.std()) / std if std and present > 1 else np.nan
         why = []
         if np.isfinite(level) and abs(level) > settings.level_shift:
-            why.append(f"level moved {level:+.2f} training std")
+            why.append(f"level moved {level:+.2f} std against the {basis}")
         if np.isfinite(scale) and not 1 / settings.scale_ratio <= scale <= settings.scale_ratio:
-            why.append(f"scale is {scale:.2f}x the training std")
+            why.append(f"scale is {scale:.2f}x the std of the {basis}")
         if missing > settings.max_missing:
             why.append(f"{missing:.0%} of the last {recent_days} days missing")
         rows.append({"series_id": sid, "level_shift": level, "scale_ratio": scale, "missing": max(missing, 0.0),
-                     "alert": "; ".join(why)})
+                     "reference": basis, "reference_points": int(len(reference)), "alert": "; ".join(why)})
         reasons.extend(f"drift in {sid}: {w}" for w in why)
-    return pd.DataFrame(rows, columns=["series_id", "level_shift", "scale_ratio", "missing", "alert"]), reasons
+    return pd.DataFrame(rows, columns=DRIFT_COLUMNS), reasons
 
 
 def evaluate(
     log: pd.DataFrame,
     actuals: pd.DataFrame,
     *,
-    season: int,
+    season: int | Mapping[str, int],
     promised: dict[str, float],
     settings: MonitorSettings,
     now: pd.Timestamp | None = None,
     training_window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
     freq: str | None = None,
 ) -> MonitorReport:
-    """Score, summarise, judge and (given the training window and freq) check drift, in one call."""
+    """Score, summarise, judge and (given the training window and freq) check drift, in one call.
+
+    ``season`` and ``promised`` may differ per version; drift is checked once
+    per series against ``training_window`` (the caller passes the window of
+    the version in service).
+    """
     scored = score(log, actuals, season=season)
     # Error windows end at ``now`` (default: the newest scored target time); drift looks at the newest data.
     drift_now = actuals["timestamp"].max() if now is None else min(now, actuals["timestamp"].max())
@@ -226,14 +408,15 @@ def evaluate(
         now = scored["timestamp"].max() if len(scored) else drift_now
     versions, detail = summarise(scored, windows_days=settings.windows_days, now=now)
     versions, alerts = judge(versions, promised, settings)
-    drift_table = pd.DataFrame(columns=["series_id", "level_shift", "scale_ratio", "missing", "alert"])
+    drift_table = pd.DataFrame(columns=DRIFT_COLUMNS)
     if training_window is not None and freq is not None and len(actuals):
         drift_table, reasons = drift(
             actuals, train_start=training_window[0], train_end=training_window[1],
             recent_days=max(settings.windows_days), now=drift_now, freq=freq, settings=settings,
         )
         alerts += reasons
-    return MonitorReport(scored=scored, versions=versions, detail=detail, drift=drift_table, alerts=alerts)
+    return MonitorReport(scored=scored, versions=versions, detail=detail, drift=drift_table, alerts=alerts,
+                         period_end=None if pd.isna(now) else pd.Timestamp(now))
 
 
 def promised_mase(tags: dict[str, str]) -> float:
@@ -248,14 +431,34 @@ def promised_mase(tags: dict[str, str]) -> float:
     return float("nan")
 
 
-def markdown(model_name: str, report: MonitorReport) -> str:
-    """The summary artifact: realised vs promised per version and window, then the alerts."""
-    lines = [f"# Monitoring of {model_name}", "", "| version | window (days) | points | MAE | MASE | promised MASE | ratio | bias | coverage |",
+def alert_key(model_name: str, version: str, period_end: pd.Timestamp | None) -> str:
+    """The identity of one alert: model, version in service, end of the monitored period.
+
+    A rerun over the same period (same data, any thresholds) yields the same
+    key, so whatever the alert triggers (a retrain) happens once per key; the
+    next period with new actuals is a new alert.
+    """
+    end = "open" if period_end is None else pd.Timestamp(period_end).tz_convert("UTC").strftime("%Y-%m-%dT%H:%MZ")
+    return f"monitor-alert/{model_name}/v{version}/{end}"
+
+
+def markdown(model_name: str, report: MonitorReport, *, notes: list[str] | tuple[str, ...] = ()) -> str:
+    """The summary artifact: realised vs promised per version and window, drift per series, alerts, then ``notes``."""
+    end = "-" if report.period_end is None else pd.Timestamp(report.period_end).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# Monitoring of {model_name}", "", f"Period ends {end}.", "",
+             "| version | window (days) | points | MAE | MASE | promised MASE | ratio | bias | coverage |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report.versions.to_dict("records"):
         cov = r.get("coverage", np.nan)
+        cov_text = "-" if cov is None or not np.isfinite(cov) else f"{cov:.0%} (nominal {r['nominal']:.0%})"
         lines.append(f"| {r['model_version']} | {r['window_days']} | {r['n']} | {r['mae']:.4g} | {r['mase']:.3g} | "
-                     f"{r['promised_mase']:.3g} | {r['ratio']:.2f} | {r['bias']:+.4g} | "
-                     + ("-" if not np.isfinite(cov) else f"{cov:.0%}") + " |")
+                     f"{r['promised_mase']:.3g} | {r['ratio']:.2f} | {r['bias']:+.4g} | {cov_text} |")
+    if len(report.drift):
+        lines += ["", "| series | level shift (std) | scale ratio | missing | compared with |", "|---|---:|---:|---:|---|"]
+        for r in report.drift.to_dict("records"):
+            lines.append(f"| {r['series_id']} | {r['level_shift']:+.2f} | {r['scale_ratio']:.2f} | {r['missing']:.0%} | "
+                         f"{r['reference']} ({r['reference_points']} points) |")
     lines += ["", "**ALERT**" if report.alert else "No alert.", *[f"- {a}" for a in report.alerts]]
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from forecasting import forecast_log, monitor
+from forecasting.errors import ConfigError, ForecastingError
 
 SEASON = 7
 NOISE = 1.0
@@ -132,3 +133,123 @@ def test_promised_mase_from_tags():
     assert monitor.promised_mase({"monitor.promised_mase": "0.9"}) == 0.9
     assert monitor.promised_mase({"promotion.metric": "mase", "promotion.challenger_score": "0.8"}) == 0.8
     assert np.isnan(monitor.promised_mase({"promotion.metric": "mae", "promotion.challenger_score": "3.1"}))
+
+
+# --- Per-version settings -----------------------------------------------------------------
+
+
+def test_each_version_is_held_to_its_own_season_and_interval():
+    """v1 issues an 80% interval and was backtested with season 7; v2 a 90% interval and season 1."""
+    v1 = issued(range(200, 230))
+    v2 = issued(range(230, 260), half_width=1.645 * NOISE).rename(columns={"q0.1": "q0.05", "q0.9": "q0.95"})
+    log = pd.concat([v1, v2.assign(model_version="2")], ignore_index=True)  # v1 rows have NaN q0.05/q0.95
+    obs = actuals()
+    report = monitor.evaluate(log, obs, season={"1": SEASON, "2": 1}, promised={"1": 0.75, "2": 0.75},
+                              settings=monitor.MonitorSettings(windows_days=(60,)))
+    assert not any("coverage" in a for a in report.alerts), report.alerts
+    nominal = report.versions.drop_duplicates("model_version").set_index("model_version")["nominal"]
+    assert nominal.to_dict() == {"1": pytest.approx(0.8), "2": pytest.approx(0.9)}
+    coverage = report.versions.set_index("model_version")["coverage"]
+    assert abs(coverage["1"] - 0.8) < 0.12 and abs(coverage["2"] - 0.9) < 0.12
+    row = report.scored[(report.scored["model_version"] == "2") & (report.scored["series_id"] == "s0")].iloc[0]
+    history = obs.loc[(obs["series_id"] == "s0") & (obs["timestamp"] <= row["origin"]), "target"].to_numpy()
+    assert row["scaled"] == pytest.approx(row["abs_error"] / np.mean(np.abs(np.diff(history))))  # season 1: naive
+    assert set(report.scored.groupby("model_version")["season"].first().items()) == {("1", SEASON), ("2", 1)}
+
+
+def test_a_version_without_a_season_is_an_error():
+    with pytest.raises(ForecastingError, match="no season length given for model version 1"):
+        monitor.score(issued(range(200, 201)), actuals(), season={"2": 7})
+
+
+# --- Season-aware drift -------------------------------------------------------------------
+
+YEARS = pd.date_range("2012-01-01", "2015-12-31", freq="D", tz="UTC")
+
+
+def yearly(shift_last_days: int = 0, shift: float = 0.0, seed: int = 1) -> pd.DataFrame:
+    """Daily temperature-like series: a yearly cycle of +/-8 around 15, noise 1.5."""
+    rng = np.random.default_rng(seed)
+    doy = YEARS.day_of_year.to_numpy()
+    y = 15.0 - 8.0 * np.cos(2 * np.pi * (doy - 15) / 365.25) + 1.5 * rng.standard_normal(len(YEARS))
+    if shift_last_days:
+        y[-shift_last_days:] += shift
+    return pd.DataFrame({"series_id": "city", "timestamp": YEARS, "target": y})
+
+
+def december_drift(frame: pd.DataFrame, *, reference: str = "same_season",
+                   train: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    settings = monitor.MonitorSettings(drift_reference=reference)
+    start, end = train or (YEARS[0], YEARS[-1])
+    return monitor.drift(frame, train_start=start, train_end=end, recent_days=30, now=YEARS[-1], freq="D",
+                         settings=settings)
+
+
+def test_normal_winter_is_no_drift_against_the_same_season():
+    table, reasons = december_drift(yearly())
+    assert reasons == []
+    row = table.iloc[0]
+    assert row["reference"].startswith("same season, 4 earlier years")  # Decembers 2012-2014 (+ early Jan 2012)
+    assert abs(row["level_shift"]) < 0.5
+    # The whole training window (summers included) calls the same December a level shift: what this replaces.
+    _, whole = december_drift(yearly(), reference="training_window")
+    assert any("level moved" in r and "whole training window" in r for r in whole)
+
+
+def test_a_genuine_level_shift_in_the_same_season_still_trips():
+    table, reasons = december_drift(yearly(shift_last_days=30, shift=3.0))  # two noise std
+    assert any(r.startswith("drift in city: level moved +") and "same season" in r for r in reasons), reasons
+    assert table.iloc[0]["level_shift"] > 1.0
+
+
+def test_drift_falls_back_to_the_whole_window_without_an_earlier_season():
+    frame = yearly()
+    short = (YEARS[-200], YEARS[-1])  # training spans 200 days: no December a year earlier
+    table, _ = december_drift(frame, train=short)
+    assert table.iloc[0]["reference"] == monitor.WHOLE_WINDOW
+    assert table.iloc[0]["reference_points"] == 200
+
+
+# --- Settings file ------------------------------------------------------------------------
+
+
+def test_settings_file_defaults_model_overrides_and_parameters(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("defaults: {mase_factor: 2.0, windows_days: [14]}\n"
+                    "models:\n  m: {mase_factor: 3.0, retrain_on_alert: true, retrain_deployment: train/retrain-m}\n")
+    assert monitor.load_settings("other", path).mase_factor == 2.0
+    m = monitor.load_settings("m", path)
+    assert (m.mase_factor, m.windows_days, m.retrain_on_alert, m.retrain_deployment) == (3.0, (14,), True, "train/retrain-m")
+    over = monitor.load_settings("m", path, {"mase_factor": 4.0, "retrain_on_alert": None})
+    assert (over.mase_factor, over.retrain_on_alert) == (4.0, True)
+    assert monitor.load_settings("m").retrain_on_alert is False  # the shipped file: retrain is opt-in
+
+
+def test_settings_file_problems_are_listed_together(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("defaults: {mase_factor: -1}\nmodels:\n  a: {level_shfit: 2}\n  b: {retrain_deployment: retrain}\n")
+    with pytest.raises(ConfigError) as info:
+        monitor.load_settings("a", path)
+    text = str(info.value)
+    assert "defaults.mase_factor" in text and "models.a.level_shfit" in text and "models.b.retrain_deployment" in text
+    with pytest.raises(ConfigError, match="does not exist"):
+        monitor.load_settings("a", tmp_path / "missing.yaml")
+
+
+def test_shipped_settings_file_is_valid():
+    settings = monitor.load_settings("weather-seattle-hourly", monitor.DEFAULT_SETTINGS_PATH)
+    assert settings.windows_days == (7, 30) and settings.drift_reference == "same_season"
+
+
+def test_alert_key_names_model_version_and_period():
+    end = pd.Timestamp("2015-12-28", tz="UTC")
+    assert monitor.alert_key("m", "3", end) == "monitor-alert/m/v3/2015-12-28T00:00Z"
+    assert monitor.alert_key("m", "3", end) != monitor.alert_key("m", "3", end + pd.Timedelta(days=1))
+
+
+def test_summary_markdown_shows_drift_reference_and_notes():
+    report = run(issued(range(200, 260)), actuals(shift_from=250, shift=8.0))
+    text = monitor.markdown("m", report, notes=["Retrain started: flow run x"])
+    assert "compared with" in text and "same season" not in text  # 300 days of training: whole window
+    assert text.rstrip().endswith("Retrain started: flow run x")
+    assert "Period ends 2024-09-23" in text

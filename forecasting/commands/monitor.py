@@ -13,27 +13,37 @@ def register(app: typer.Typer) -> None:
 
 def monitor(
     model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")],
-    window_days: Annotated[str, typer.Option("--window-days", help="Rolling windows in days, comma separated.")] = "7,30",
+    window_days: Annotated[str | None, typer.Option("--window-days", help="Rolling windows in days, comma separated (default from the monitor settings: 7,30).")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as on this date (actuals through it only).")] = None,
-    mase_factor: Annotated[float, typer.Option("--mase-factor", help="Alert when realised MASE > factor x promised.")] = 1.5,
-    max_level_shift: Annotated[float, typer.Option("--max-level-shift", help="Drift alert: recent mean vs training mean, in training std.")] = 1.0,
-    max_scale_ratio: Annotated[float, typer.Option("--max-scale-ratio", help="Drift alert: recent std / training std outside [1/r, r].")] = 2.0,
+    mase_factor: Annotated[float | None, typer.Option("--mase-factor", help="Alert when realised MASE > factor x promised (default 1.5).")] = None,
+    max_level_shift: Annotated[float | None, typer.Option("--max-level-shift", help="Drift alert: recent mean vs the same season in training, in std (default 1.0).")] = None,
+    max_scale_ratio: Annotated[float | None, typer.Option("--max-scale-ratio", help="Drift alert: recent std / reference std outside [1/r, r] (default 2.0).")] = None,
+    retrain: Annotated[bool | None, typer.Option("--retrain/--no-retrain", help="On alert, start the retrain deployment (default: retrain_on_alert of the monitor settings).")] = None,
+    retrain_deployment: Annotated[str | None, typer.Option("--retrain-deployment", help="'flow/deployment' to start on alert (default: the train deployment of configs/schedules.yaml for this model).")] = None,
+    settings_file: Annotated[str | None, typer.Option("--settings", help="Monitor settings YAML (default configs/monitor/settings.yaml).")] = None,
     home: HomeOption = None,
 ) -> None:
-    """Score logged forecasts against the actuals that arrived; print realised vs promised; exit 1 on alert."""
+    """Score logged forecasts against the actuals that arrived; print realised vs promised; exit 1 on alert.
+
+    Unset options come from the monitor settings file (docs/monitoring.md), so
+    the CLI and the scheduled flow judge a model by the same thresholds.
+    """
     from forecasting.cli import err_console, run_or_exit, setup_home
 
-    try:
-        windows = [int(d) for d in window_days.split(",") if d.strip()]
-    except ValueError:
-        err_console.print(f"[bold red]error:[/] --window-days {window_days!r} is not a list of day counts, e.g. 7,30")
-        raise typer.Exit(2) from None
+    windows = None
+    if window_days is not None:
+        try:
+            windows = [int(d) for d in window_days.split(",") if d.strip()]
+        except ValueError:
+            err_console.print(f"[bold red]error:[/] --window-days {window_days!r} is not a list of day counts, e.g. 7,30")
+            raise typer.Exit(2) from None
     settings = setup_home(home)
     from pipelines.monitor import monitor_flow
 
     summary = run_or_exit(monitor_flow, model, window_days=windows, home=str(settings.home), as_of=as_of,
-                          mase_factor=mase_factor, level_shift=max_level_shift,
-                          scale_ratio=max_scale_ratio, fail_on_alert=False)
+                          mase_factor=mase_factor, level_shift=max_level_shift, scale_ratio=max_scale_ratio,
+                          retrain_on_alert=retrain, retrain_deployment=retrain_deployment,
+                          settings_path=settings_file, fail_on_alert=False)
     _print(summary)
     if summary["alert"]:
         raise typer.Exit(1)
@@ -64,4 +74,6 @@ def _print(summary: dict) -> None:
         console.print(f"[bold red]alert:[/] {line}", highlight=False, soft_wrap=True)
     if not summary["alerts"]:
         console.print("[green]no alert[/]")
+    else:
+        console.print(summary["retrain"]["message"], highlight=False, soft_wrap=True)
     console.print(f"MLflow run {summary['run_id']} (experiment monitoring)", soft_wrap=True)
