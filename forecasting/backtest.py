@@ -41,6 +41,35 @@ from forecasting.metrics import seasonal_naive_scale
 from forecasting.train import config_spec, fit, select_training_frame
 from forecasting.windows import SeriesPanel, WindowSpec
 
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold's training, planned: everything ``fit_fold`` needs, nothing it must look up (it may run elsewhere)."""
+
+    index: int
+    cutoff: pd.Timestamp
+    config: ForecasterConfig
+    """The fold's config: its eligible series, no test part."""
+    frame: pd.DataFrame
+    """The rows up to the cut-off the fold learns from."""
+    checkpoint_dir: str | None = None
+
+
+def fit_fold(job: FoldJob) -> tuple[TrainedForecaster, float]:
+    """Train one fold's model; returns it and the seconds it took. Pure: safe on another process or machine."""
+    t0 = time.perf_counter()
+    trained = fit(job.config, job.frame, checkpoint_dir=job.checkpoint_dir).forecaster
+    return trained, time.perf_counter() - t0
+
+
+FoldMapper = Callable[[list[FoldJob]], list[tuple[TrainedForecaster, float]]]
+"""Runs ``fit_fold`` over the jobs and returns the results in job order: a loop by default,
+a Prefect task per fold (on a Dask cluster, say) in the backtest flow."""
+
+
+def fit_folds_in_turn(jobs: list[FoldJob]) -> list[tuple[TrainedForecaster, float]]:
+    return [fit_fold(job) for job in jobs]
+
+
 MODEL = "model"
 FORECASTERS: tuple[str, ...] = (MODEL, *BASELINES)
 """Report order: the model, then every baseline (naive, seasonal_naive, drift, mean)."""
@@ -110,11 +139,14 @@ def backtest(
     model_version: str | None = None,
     checkpoint_dir: str | None = None,
     log: Callable[[str], None] | None = None,
+    map_folds: FoldMapper | None = None,
 ) -> BacktestResult:
     """Backtest a trained model as it is (``trained``) or train one per fold from ``config``.
 
     ``frame`` is a canonical observation frame holding the model's dataset;
-    the configured series and covariates are selected from it.
+    the configured series and covariates are selected from it. ``map_folds``
+    trains the planned folds (default one after another); folds are
+    independent, so any mapper that keeps their order gives the same result.
     """
     if (trained is None) == (config is None):
         raise ForecastingError("backtest needs exactly one of a trained model or a config to train per fold")
@@ -126,7 +158,7 @@ def backtest(
             )
         return _evaluate_trained(trained, frame, settings, model_version)
     assert config is not None
-    return _refit(config, frame, settings, checkpoint_dir, log or (lambda _: None))
+    return _refit(config, frame, settings, checkpoint_dir, log or (lambda _: None), map_folds or fit_folds_in_turn)
 
 
 def _evaluate_trained(
@@ -182,6 +214,7 @@ def _refit(
     settings: BacktestConfig,
     checkpoint_dir: str | None,
     log: Callable[[str], None],
+    map_folds: FoldMapper,
 ) -> BacktestResult:
     started = time.perf_counter()
     spec = config_spec(config)
@@ -207,6 +240,8 @@ def _refit(
     keep = np.ones(series.size, dtype=bool)
     folds: list[Fold] = []
     outputs: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+    jobs: list[FoldJob] = []
+    targets: list[tuple[np.ndarray, SeriesPanel, np.ndarray, int]] = []  # per job: windows, panel, starts, rows
     notes = [f"one model per fold, each fitted on data up to its cut-off only ({settings.window} window)"]
     n_folds = int(planned.max()) + 1
     rows = panel.row_series
@@ -234,16 +269,19 @@ def _refit(
             }
         )
         log(f"fold {k + 1}/{n_folds}: training on {int(mask.sum())} rows up to {pd.Timestamp(cutoff, tz='UTC')}")
-        t0 = time.perf_counter()
-        trained = fit(fold_config, frame[mask].reset_index(drop=True), checkpoint_dir=checkpoint_dir).forecaster
-        seconds = time.perf_counter() - t0
-
+        jobs.append(FoldJob(k, pd.Timestamp(cutoff, tz="UTC"), fold_config, frame[mask].reset_index(drop=True), checkpoint_dir))
         picked = np.flatnonzero(in_fold & keep)
         sub = panel if eligible.all() else panel.select(ids)
         sub_series = np.cumsum(eligible) - 1  # panel series index -> index in ``sub``
         starts = sub.offsets[sub_series[series[picked]]] + pos[picked] - spec.lookback + 1
+        targets.append((picked, sub, starts, int(mask.sum())))
+
+    fitted = map_folds(jobs) if jobs else []
+    if len(fitted) != len(jobs):
+        raise AssertionError(f"map_folds returned {len(fitted)} models for {len(jobs)} folds")
+    for job, (trained, seconds), (picked, sub, starts, rows_used) in zip(jobs, fitted, targets, strict=True):
         outputs.append((picked, predict_starts(trained, sub, starts, scaler=trained.scaler)))
-        folds.append(Fold(len(folds), pd.Timestamp(cutoff, tz="UTC"), int(picked.size), trained, int(mask.sum()), seconds))
+        folds.append(Fold(len(folds), job.cutoff, int(picked.size), trained, rows_used, seconds))
         fold_of[picked] = len(folds) - 1
 
     if not folds:

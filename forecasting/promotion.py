@@ -1,10 +1,13 @@
-"""Champion/challenger promotion against the registry, race-safe on one machine.
+"""Champion/challenger promotion against the registry, race-safe across machines.
 
 A new version is registered with the alias `challenger`; ``promote_challenger``
 backtests it and the current champion on the same recent origins and moves
 `champion` only when ``lifecycle.decide`` says so. Every version records the
-decision and why. The read-decide-write section runs under a per-model file
-lock, so two trainings finishing together cannot both replace the same champion.
+decision and why. The read-decide-write section runs under a per-model lock, so
+two trainings finishing together cannot both replace the same champion: a
+PostgreSQL advisory lock when the registry lives in PostgreSQL (or
+``FORECASTING_LOCK_DATABASE_URL`` names one), which holds across machines; a
+file lock in ``<home>/locks`` for the file and SQLite stores of one machine.
 Humans override with ``promote`` and ``rollback``, which record who and why.
 """
 
@@ -18,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -28,13 +32,26 @@ from forecasting.errors import ForecastingError
 from forecasting.forecaster import TrainedForecaster
 from forecasting.lifecycle import Decision, decide
 from forecasting.report import score, write_report
+from forecasting.settings import Settings
 
 METRICS = ("mae", "rmse", "smape", "mase")
 
 
 @contextmanager
-def promotion_lock(lock_dir: Path, name: str) -> Iterator[None]:
-    """Exclusive per-model lock (flock) held while the champion is read, compared and moved."""
+def promotion_lock(lock_dir: Path, name: str, *, database_url: str | None | Literal["settings"] = "settings") -> Iterator[None]:
+    """Exclusive per-model lock held while the champion is read, compared and moved.
+
+    ``database_url`` ("settings": ``Settings.from_env().lock_database_url``, i.e. the PostgreSQL MLflow
+    store or ``FORECASTING_LOCK_DATABASE_URL``): take a PostgreSQL advisory lock there, so trainings on
+    different machines serialise too. None: an flock on ``lock_dir``, enough for one machine's SQLite store.
+    Either lock dies with its holder (connection or file closed), so a killed training never wedges the model.
+    """
+    if database_url == "settings":
+        database_url = Settings.from_env().lock_database_url
+    if database_url:
+        with advisory_lock(database_url, f"forecasting.promotion/{name}"):
+            yield
+        return
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f"promote-{name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -42,6 +59,39 @@ def promotion_lock(lock_dir: Path, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def advisory_lock(database_url: str, key: str) -> Iterator[None]:
+    """A session-level ``pg_advisory_lock(hashtext(key))`` on its own autocommit connection.
+
+    Its own connection, not MLflow's pool: the lock belongs to one session and must outlive the
+    registry's short transactions. Waits as long as the holder holds it, like ``flock``.
+    """
+    import psycopg2
+
+    try:
+        connection = psycopg2.connect(database_url, application_name="forecasting-promotion", connect_timeout=30)
+    except psycopg2.OperationalError as exc:
+        raise ForecastingError(f"cannot take the promotion lock: PostgreSQL at {_redact(database_url)} refused: {exc}") from None
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+    finally:
+        connection.close()
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for error messages."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}{at}{host}" if at else url
 
 
 def _who() -> str:

@@ -10,9 +10,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from forecasting.errors import ConfigError
+
+if TYPE_CHECKING:
+    from forecasting.config import ForecasterConfig
 
 HOME_ENV = "FORECASTING_HOME"
 DEFAULT_HOME = ".forecasting"
+TASK_RUNNER_ENV = "FORECASTING_TASK_RUNNER"
+TASK_WORKERS_ENV = "FORECASTING_TASK_WORKERS"
+DASK_ADDRESS_ENV = "FORECASTING_DASK_ADDRESS"
+SERIES_PER_TASK_ENV = "FORECASTING_SERIES_PER_TASK"
+LOCK_DATABASE_ENV = "FORECASTING_LOCK_DATABASE_URL"
+HARDWARE_ENV = {"accelerator": "FORECASTING_ACCELERATOR", "devices": "FORECASTING_DEVICES", "strategy": "FORECASTING_STRATEGY"}
+TASK_RUNNERS = ("sequential", "thread", "dask")
 
 
 @dataclass(frozen=True)
@@ -21,13 +34,49 @@ class Settings:
 
     home: Path
     mlflow_tracking_uri: str
+    task_runner: str = "sequential"
+    """Where a flow's fan-out tasks (per-series prediction chunks, per-fold trainings) run:
+    ``sequential`` (one after another, the default: one machine's cores already go to torch),
+    ``thread`` (a thread pool in the flow's process) or ``dask`` (a Dask cluster)."""
+    task_workers: int = 2
+    """Threads of the ``thread`` runner, or workers of the local Dask cluster when no address is given
+    (one thread each, so torch does not oversubscribe the cores)."""
+    dask_address: str | None = None
+    """Scheduler of an existing Dask cluster (``tcp://host:8786``); setting it alone selects ``dask``."""
+    series_per_task: int = 1000
+    """Series per prediction task: one batched forward pass over a thousand series takes about a second,
+    so splitting finer only pays when the chunks go to other machines."""
+    lock_database_url: str | None = None
+    """PostgreSQL database whose advisory locks serialise promotions across machines (see
+    ``lock_database_url``); None: a file lock in ``<home>/locks``, which holds on one machine only."""
+    hardware: tuple[tuple[str, str], ...] = ()
+    """``training.accelerator/devices/strategy`` overrides of this machine (``FORECASTING_ACCELERATOR``,
+    ``FORECASTING_DEVICES``, ``FORECASTING_STRATEGY``): hardware belongs to the machine, not the model,
+    so one config trains on a CPU box and, with ``strategy=ddp_spawn devices=4``, on a 4-GPU worker."""
 
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None) -> Settings:
-        """Resolve the home folder (argument, ``FORECASTING_HOME``, ``./.forecasting``) and the MLflow URI."""
+        """Resolve the home folder (argument, ``FORECASTING_HOME``, ``./.forecasting``), the MLflow URI
+        the fan-out settings (``FORECASTING_TASK_RUNNER``, ``FORECASTING_TASK_WORKERS``,
+        ``FORECASTING_DASK_ADDRESS``, ``FORECASTING_SERIES_PER_TASK``), the promotion lock and the training
+        hardware; bad fan-out values are one error naming them all."""
         root = Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
         uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
-        return cls(home=root, mlflow_tracking_uri=uri)
+        address = os.environ.get(DASK_ADDRESS_ENV, "").strip() or None
+        runner = os.environ.get(TASK_RUNNER_ENV, "").strip().lower() or ("dask" if address else "sequential")
+        problems = []
+        if runner not in TASK_RUNNERS:
+            problems.append(f"{TASK_RUNNER_ENV}={runner!r} is not one of {', '.join(TASK_RUNNERS)}")
+        if address and runner != "dask":
+            problems.append(f"{DASK_ADDRESS_ENV} is set but {TASK_RUNNER_ENV}={runner!r}: unset one or use 'dask'")
+        workers = _positive_int(TASK_WORKERS_ENV, 2, problems)
+        chunk = _positive_int(SERIES_PER_TASK_ENV, 1000, problems)
+        if problems:
+            raise ConfigError("bad fan-out settings:\n" + "\n".join(f"  - {p}" for p in problems))
+        return cls(home=root, mlflow_tracking_uri=uri, task_runner=runner, task_workers=workers,
+                   dask_address=address, series_per_task=chunk, lock_database_url=lock_database_url(uri),
+                   hardware=tuple((key, os.environ[env].strip()) for key, env in HARDWARE_ENV.items()
+                                  if os.environ.get(env, "").strip()))
 
     @property
     def store_dir(self) -> Path:
@@ -58,6 +107,56 @@ class Settings:
         if self.mlflow_tracking_uri.startswith("sqlite:"):
             return f"mlflow ui --backend-store-uri {self.mlflow_tracking_uri} --host 127.0.0.1 --port 5000"
         return f"open {self.mlflow_tracking_uri} in a browser"
+
+
+def with_hardware(config: ForecasterConfig, settings: Settings) -> ForecasterConfig:
+    """``config`` with this machine's ``training.accelerator/devices/strategy`` (``FORECASTING_ACCELERATOR`` ...).
+
+    So a stack switches its GPU workers to DDP in their environment, not in every model's YAML; the
+    values are validated like the YAML's, and the run's logged params show what was used.
+    """
+    if not settings.hardware:
+        return config
+    from pydantic import ValidationError
+
+    from forecasting.config import TrainingConfig
+
+    overrides = {k: int(v) if k == "devices" and v.isdigit() else v for k, v in settings.hardware}
+    try:
+        training = TrainingConfig.model_validate({**config.training.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise ConfigError(f"training overrides from the environment {overrides}: {exc}") from None
+    return config.model_copy(update={"training": training})
+
+
+def lock_database_url(tracking_uri: str) -> str | None:
+    """Where promotions take their cross-machine lock: ``FORECASTING_LOCK_DATABASE_URL`` if set, else the
+    MLflow tracking URI when that is a PostgreSQL database, else None (a per-machine file lock).
+
+    An MLflow *server* (``http://...``) hides its database, so a stack whose workers talk HTTP names the
+    database here; the URL is returned as libpq takes it (``postgresql://``, no ``+driver``).
+    """
+    explicit = os.environ.get(LOCK_DATABASE_ENV, "").strip()
+    scheme, sep, rest = (explicit or tracking_uri).partition("://")
+    if sep and scheme.split("+", 1)[0] in ("postgresql", "postgres"):
+        return f"postgresql://{rest}"
+    if explicit:
+        raise ConfigError(f"{LOCK_DATABASE_ENV} must be a postgresql:// URL, not {explicit!r}")
+    return None
+
+
+def _positive_int(name: str, default: int, problems: list[str]) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        problems.append(f"{name}={raw!r} is not a whole number >= 1")
+        return default
+    return value
 
 
 def apply_environment(settings: Settings) -> None:

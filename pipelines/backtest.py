@@ -1,4 +1,12 @@
-"""Backtest flow: a registered model (or one trained per fold) over rolling origins; report, MLflow, artifacts."""
+"""Backtest flow: a registered model (or one trained per fold) over rolling origins; report, MLflow, artifacts.
+
+Loading the model, reading the store and logging the MLflow run are I/O tasks with retries; the
+backtest itself (a batched pass, or one training per fold) is compute and is not retried. With
+``train`` every fold's training is its own task on the configured task runner
+(``pipelines._common.fanout_task_runner``: in turn by default, or on a Dask cluster); folds are
+independent and put back in order, so the result is the same. A run is named
+``backtest-NAME vVERSION@DATA_END`` (``backtest-NAME refit-N@DATA_END`` when trained per fold).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from forecasting import registry
-from forecasting.backtest import BacktestResult, backtest
+from forecasting.backtest import BacktestResult, FoldJob, backtest, fit_fold
 from forecasting.backtest_config import (
     BacktestConfig,
     check_mode,
@@ -31,7 +39,8 @@ from forecasting.report import (
     verdict,
     write_report,
 )
-from pipelines._common import resolve_settings
+from forecasting.settings import Settings, with_hardware
+from pipelines._common import artifact_key, fanout_task_runner, io_task_options, name_run, resolve_settings, stamp
 
 
 @task(cache_policy=NO_CACHE)
@@ -39,13 +48,13 @@ def load_settings(config_path: str, overrides: dict | None) -> tuple[ForecasterC
     return load_backtest_config(config_path, overrides)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **io_task_options())
 def load_model(name: str, alias: str) -> tuple[TrainedForecaster, registry.ModelRef]:
     loaded = registry.load(name, alias)
     return loaded.pyfunc.unwrap_python_model().trained, loaded.ref
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **io_task_options())
 def read_dataset(store_root: str, config: ForecasterConfig) -> pd.DataFrame:
     return ObservationStore(store_root).read(config.data.dataset, config.data.series)
 
@@ -65,13 +74,36 @@ def run_backtest(
     )
 
 
+@task(cache_policy=NO_CACHE, task_run_name="fold {job.index}: train up to {job.cutoff}")
+def train_fold(job: FoldJob) -> tuple[TrainedForecaster, float]:
+    """One fold's model (compute: no retries); runs wherever the task runner puts it."""
+    return fit_fold(job)
+
+
+def fan_out_folds(jobs: list[FoldJob]) -> list[tuple[TrainedForecaster, float]]:
+    """``backtest``'s fold mapper: one ``train_fold`` task per fold, all submitted, results in fold order."""
+    futures = [train_fold.submit(job) for job in jobs]
+    return [future.result() for future in futures]
+
+
+def fold_threads(config: ForecasterConfig, settings: Settings) -> ForecasterConfig:
+    """Folds trained side by side must share the cores: one torch thread per Dask worker (its nanny sets
+    one OMP thread), the cores split among the threads of a thread pool; a config's own setting wins."""
+    import os
+
+    if settings.task_runner == "sequential" or config.training.num_threads is not None:
+        return config
+    threads = 1 if settings.task_runner == "dask" else max(1, (os.cpu_count() or 1) // settings.task_workers)
+    return config.model_copy(update={"training": config.training.model_copy(update={"num_threads": threads})})
+
+
 @task(cache_policy=NO_CACHE)
 def report(result: BacktestResult, out_dir: str) -> tuple[Scores, ReportFiles]:
     scores = score(result)
     return scores, write_report(result, out_dir, scores)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **io_task_options())
 def log_run(result: BacktestResult, scores: Scores, files: ReportFiles, artifacts_dir: str, model_run_id: str | None) -> str:
     curves = {f"{name}_mae_by_step": group["mae"].tolist() for name, group in scores.by_step.groupby("forecaster", sort=False)}
     tags = {"beats_seasonal_naive": str(scores.beats_reference).lower()}
@@ -90,7 +122,7 @@ def log_run(result: BacktestResult, scores: Scores, files: ReportFiles, artifact
     )
 
 
-@flow(name="backtest", flow_run_name="backtest-{config_path}")
+@flow(name="backtest", flow_run_name="backtest-{config_path}", task_runner=fanout_task_runner())
 def backtest_flow(
     config_path: str,
     model: str | None = None,
@@ -105,15 +137,22 @@ def backtest_flow(
     check_mode(bt, train=train)
     trained, ref = None, None
     if train:
+        config = with_hardware(config, settings)  # each fold trains on this machine's accelerator
         settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     else:
         trained, ref = load_model(*parse_model_ref(model or config.name))
         check_model_fits(config, trained.config)
     frame = read_dataset(str(settings.store_dir), trained.config if trained else config)
-    result = run_backtest(frame, bt, trained, None if trained else config, ref.version if ref else None,
-                          str(settings.checkpoints_dir))
-    label = f"v{ref.version}" if ref else f"refit-{bt.refit}"
-    out = out_dir or str(settings.home / "backtests" / result.model_name / label)
+    what = f"v{ref.version}" if ref else f"refit-{bt.refit}"
+    if len(frame):
+        name_run(f"backtest-{(trained.config if trained else config).name} {what}@{stamp(frame['timestamp'].max())}")
+    if train:
+        # Planning and assembly are cheap and run here; each fold's training is a task of its own.
+        result = backtest(frame, bt, config=fold_threads(config, settings), checkpoint_dir=str(settings.checkpoints_dir),
+                          log=get_run_logger().info, map_folds=fan_out_folds)
+    else:
+        result = run_backtest(frame, bt, trained, None, ref.version, str(settings.checkpoints_dir))
+    out = out_dir or str(settings.home / "backtests" / result.model_name / what)
     scores, files = report(result, out)
     run_id = log_run(result, scores, files, str(settings.artifacts_dir), ref.run_id if ref else None)
     summary = _summary(result, scores, files, run_id)
@@ -127,7 +166,7 @@ def _summary(result: BacktestResult, scores: Scores, files: ReportFiles, run_id:
         "name": result.model_name,
         "version": result.model_version,
         "label": result.label,
-        **{k: v for k, v in describe(result).items() if k in ("series", "windows", "origins", "first_origin", "last_origin", "horizon", "stride", "refit")},
+        **{k: v for k, v in describe(result).items() if k in ("series", "windows", "origins", "first_origin", "last_origin", "horizon", "stride", "refit", "folds")},
         "rows": scores.summary.to_dict("records"),
         "beats_seasonal_naive": scores.beats_reference,
         "verdict": verdict(result, scores).replace("**", ""),
@@ -140,7 +179,7 @@ def _summary(result: BacktestResult, scores: Scores, files: ReportFiles, run_id:
 
 
 def _publish(result: BacktestResult, scores: Scores, summary: dict) -> None:
-    key = "backtest-" + "".join(c if c.isalnum() else "-" for c in result.model_name.lower())
+    key = artifact_key("backtest", result.model_name)
     header = (
         f"## Backtest of {result.label}\n\n{summary['origins']} origins x {summary['series']} series "
         f"({summary['windows']} forecasts), horizon {summary['horizon']}\n\n{verdict(result, scores)}\n\n"

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from forecasting.errors import ConfigError
 
 DEFAULT_SCHEDULES = Path(__file__).resolve().parent.parent / "configs" / "schedules.yaml"
-FlowName = Literal["ingest-source", "predict", "train", "backtest"]
+FlowName = Literal["ingest-source", "predict", "train", "backtest", "monitor"]
 # Parameters that name a file: relative values are read from the schedules file's folder.
 PATH_PARAMETERS = ("config", "config_path")
 
@@ -34,10 +34,17 @@ PATH_PARAMETERS = ("config", "config_path")
 def _flows() -> dict[str, Any]:
     from pipelines.backtest import backtest_flow
     from pipelines.ingest import ingest_source_flow
+    from pipelines.monitor import monitor_flow
     from pipelines.predict import predict_flow
     from pipelines.train import train_flow
 
-    return {"ingest-source": ingest_source_flow, "predict": predict_flow, "train": train_flow, "backtest": backtest_flow}
+    return {
+        "ingest-source": ingest_source_flow,
+        "predict": predict_flow,
+        "train": train_flow,
+        "backtest": backtest_flow,
+        "monitor": monitor_flow,
+    }
 
 
 class DeploymentSpec(BaseModel):

@@ -9,6 +9,9 @@ Fetches run concurrently (a few threads: the APIs are shared and rate-limited),
 one task per fetch unit. The fetch task has no Prefect retries on purpose:
 the source retries the request itself, where it can honour ``Retry-After``
 and skip retrying a 4xx; retrying the task as well would multiply the attempts.
+The store task retries (an upsert is atomic and idempotent, so a retry is safe).
+A run is named after its dataset and the last instant it fetches
+(``ingest-weather@2026-11-23T10:05``).
 Each series lands or fails on its own; the flow publishes a summary artifact
 (rows fetched/added/updated/quarantined/filled per series) and then fails if
 any series failed, naming them all.
@@ -16,7 +19,6 @@ any series failed, naming them all.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -32,6 +34,7 @@ from forecasting.data.store import ObservationStore
 from forecasting.errors import ForecastingError
 from forecasting.ingest_config import IngestConfig, bundled_config, load_ingest_config
 from forecasting.settings import Settings
+from pipelines._common import artifact_key, io_task_options, name_run, stamp
 
 FETCH_THREADS = 4
 
@@ -41,16 +44,16 @@ def fetch(config: IngestConfig, unit: FetchUnit, since: dict[str, pd.Timestamp],
     return config.build_source().fetch(unit, since, last)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="store {unit.key}")
+@task(cache_policy=NO_CACHE, task_run_name="store {unit.key}", **io_task_options())
 def store(store_root: str, config: IngestConfig, batch: Batch, unit: FetchUnit) -> list[SeriesReport]:
     return store_batch(ObservationStore(store_root), config, batch, unit)
 
 
-def ingest_config(config: IngestConfig, store_root: str) -> list[SeriesReport]:
-    """Fetch every unit of one config concurrently, then store each batch as it is read."""
+def ingest_config(config: IngestConfig, store_root: str, last: pd.Timestamp | None = None) -> list[SeriesReport]:
+    """Fetch every unit of one config concurrently (through ``last``, default now), then store each batch as it is read."""
     observations = ObservationStore(store_root)
     units = config.build_source().units()
-    since, last = plan_since(observations, config), until(config)
+    since, last = plan_since(observations, config), (until(config) if last is None else last)
     futures = [fetch.submit(config, unit, since, last) for unit in units]
     reports: list[SeriesReport] = []
     for unit, future in zip(units, futures, strict=True):
@@ -68,8 +71,10 @@ def ingest_source_flow(config: str, home: str | None = None) -> list[dict]:
     """Ingest the live sources of one ingest YAML incrementally; a rerun changes nothing."""
     parsed = load_ingest_config(config)
     settings = Settings.from_env(home)
-    reports = ingest_config(parsed, str(settings.store_dir))
-    return _finish(reports, key=f"ingest-{_slug(parsed.dataset)}", store_dir=str(settings.store_dir))
+    last = until(parsed)
+    name_run(f"ingest-{parsed.dataset}@{stamp(last)}")
+    reports = ingest_config(parsed, str(settings.store_dir), last)
+    return _finish(reports, key=artifact_key("ingest", parsed.dataset), store_dir=str(settings.store_dir))
 
 
 @flow(name="ingest", flow_run_name="ingest-bundled", task_runner=ThreadPoolTaskRunner(max_workers=FETCH_THREADS))
@@ -77,6 +82,7 @@ def ingest_flow(datasets: list[str] | None = None, home: str | None = None) -> l
     """Ingest the bundled datasets (all by default) offline; a rerun adds nothing."""
     settings = Settings.from_env(home)
     configs = [bundled_config(name) for name in datasets or bundled_names()]
+    name_run("ingest-bundled-" + "+".join(c.dataset for c in configs))
     reports = [r for c in configs for r in ingest_config(c, str(settings.store_dir))]
     return _finish(reports, key="ingest-summary", store_dir=str(settings.store_dir))
 
@@ -103,7 +109,3 @@ def per_dataset(reports: Sequence[SeriesReport]) -> list[dict]:
             row[k] += getattr(r, k)
         row["series_reports"].append(r.as_dict())
     return list(out.values())
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "dataset"

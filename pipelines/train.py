@@ -1,4 +1,11 @@
-"""Train flow: fit, register as `challenger`, backtest against the champion, promote only a winner."""
+"""Train flow: fit, register as `challenger`, backtest against the champion, promote only a winner.
+
+Retries sit on the I/O tasks only: reading the store and registering in MLflow (a retry after a
+half-done registration leaves an extra version without aliases; the retried one becomes the challenger).
+Training is not retried (the same data and seed fail the same way), nor is the promotion: its
+read-decide-write is not idempotent (a retry after the champion moved would judge the version
+against itself and record it as rejected). A run is named ``train-NAME@DATA_END``.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +23,12 @@ from forecasting.lifecycle import Decision
 from forecasting.plots import plot_forecasts
 from forecasting.predict import latest_history
 from forecasting.promotion import promote_and_attach_report
+from forecasting.settings import with_hardware
 from forecasting.train import FitResult, fit
-from pipelines._common import resolve_settings
+from pipelines._common import artifact_key, io_task_options, name_run, resolve_settings, stamp
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **io_task_options())
 def read_dataset(store_root: str, config: ForecasterConfig) -> pd.DataFrame:
     return ObservationStore(store_root).read(config.data.dataset, config.data.series)
 
@@ -30,7 +38,7 @@ def train_model(config: ForecasterConfig, frame: pd.DataFrame, checkpoints: str)
     return fit(config, frame, checkpoint_dir=checkpoints)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **io_task_options())
 def register_model(result: FitResult, frame: pd.DataFrame, plots_dir: str, artifacts_dir: str) -> registry.ModelRef:
     trained = result.forecaster
     plots = {}
@@ -55,9 +63,11 @@ def decide_promotion(ref: registry.ModelRef, config: ForecasterConfig, frame: pd
 def train_flow(config_path: str, home: str | None = None) -> dict:
     """Train and register one model; returns its version and validation metrics."""
     settings = resolve_settings(home)
-    config = load_config(config_path)
+    config = with_hardware(load_config(config_path), settings)
     settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     frame = read_dataset(str(settings.store_dir), config)
+    if len(frame):
+        name_run(f"train-{config.name}@{stamp(frame['timestamp'].max())}")
     result = train_model(config, frame, str(settings.checkpoints_dir))
     ref = register_model(result, frame, str(settings.home / "plots"), str(settings.artifacts_dir))
     decision = decide_promotion(ref, config, frame, str(settings.home))
@@ -70,7 +80,7 @@ def train_flow(config_path: str, home: str | None = None) -> dict:
     create_markdown_artifact(
         f"## {ref.name} v{ref.version}: {verdict}\n\n{decision.reason}\n\n"
         "| metric | value |\n|---|---|\n" + "\n".join(lines),
-        key=f"train-{ref.name.lower().replace('_', '-').replace('.', '-')}",
+        key=artifact_key("train", ref.name),
         description="Validation metrics against the seasonal-naive baseline",
     )
     get_run_logger().info("registered %s version %s (run %s): %s", ref.name, ref.version, ref.run_id, decision.reason)

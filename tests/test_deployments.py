@@ -21,6 +21,8 @@ EXPECTED = {
     "retrain-stocks": ("train", "0 3 * * 6", "America/New_York", {"config_path": str(REPO / "configs/stocks.yaml")}),
     "backtest-weather": ("backtest", "0 4 * * 0", "UTC", {"config_path": str(REPO / "configs/weather.yaml")}),
     "backtest-stocks": ("backtest", "0 5 * * 6", "America/New_York", {"config_path": str(REPO / "configs/stocks.yaml")}),
+    "monitor-weather": ("monitor", "30 6 * * *", "UTC", {"model_name": "weather-seattle-hourly"}),
+    "monitor-stocks": ("monitor", "0 18 * * 1-5", "America/New_York", {"model_name": "stocks-daily"}),
 }
 
 

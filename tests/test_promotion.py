@@ -110,12 +110,12 @@ def test_lineage_tags_on_every_version(lifecycle):
 
 RACER = textwrap.dedent(
     """
-    import sys, time, pathlib
+    import os, sys, time, pathlib
     from forecasting import promotion, registry
     from forecasting.forecaster import TrainedForecaster
     import pandas as pd
-    store, saved, go = map(pathlib.Path, sys.argv[1:4])
-    registry.configure(f"sqlite:///{store / 'mlflow.db'}")
+    store, saved, go, lock_dir = map(pathlib.Path, sys.argv[1:5])
+    registry.configure(os.environ["MLFLOW_TRACKING_URI"])  # SQLite here, PostgreSQL in test_promotion_postgres
     trained = TrainedForecaster.load(saved)
     frame = pd.read_parquet(store / "frame.parquet")
     history = frame.groupby("series_id").tail(trained.spec.lookback)
@@ -123,7 +123,7 @@ RACER = textwrap.dedent(
                                     aliases=(registry.CHALLENGER,))
     while not go.exists():
         time.sleep(0.05)
-    decision = promotion.promote_challenger(ref.name, ref.version, frame, lock_dir=store / "locks", origins=5)
+    decision = promotion.promote_challenger(ref.name, ref.version, frame, lock_dir=lock_dir, origins=5)
     print(ref.version, decision.promote)
     """
 )
@@ -131,15 +131,21 @@ RACER = textwrap.dedent(
 
 def test_two_processes_racing_leave_one_consistent_champion(lifecycle, tiny_fit):
     good, register, promote, store = lifecycle
-    _, frame, _ = tiny_fit
+    race_two_challengers(good, register, promote, store, tiny_fit[1], f"sqlite:///{store / 'mlflow.db'}",
+                         [store / "locks", store / "locks"])
+
+
+def race_two_challengers(good, register, promote, store, frame, uri: str, lock_dirs: list) -> None:
+    """Register a weak champion, then two racers (processes) that each register a better challenger
+    and promote it at the same moment; exactly one may win, the other is judged against the winner."""
     v1 = register(_naive_copy(good))
     promote(v1)  # an existing, weak champion both racers will beat
     frame.to_parquet(store / "frame.parquet")
     saved = good.save(store / "saved")
     go = store / "go"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(store), str(saved), str(go)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(store), str(saved), str(go), str(lock_dir)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for lock_dir in lock_dirs]
     # Both register first; then both promote at once.
     import time
     from mlflow import MlflowClient

@@ -18,6 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.postgres import _psql, postgres_databases  # noqa: F401 - a fixture, used by name
+
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 SCHEMA = Path(__file__).resolve().parent / "fixtures" / "compose" / "compose_spec.json"
@@ -238,16 +240,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _psql(db: str, sql: str) -> str:
-    import subprocess
-
-    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc", sql],
-                         capture_output=True, text=True, timeout=30)
-    if out.returncode:
-        raise RuntimeError(out.stderr)
-    return out.stdout.strip()
-
-
 def _wait_http(url: str, proc, timeout: float) -> None:
     import time
     import urllib.request
@@ -262,26 +254,6 @@ def _wait_http(url: str, proc, timeout: float) -> None:
         except OSError:
             time.sleep(0.5)
     raise TimeoutError(url)
-
-
-@pytest.fixture
-def postgres_databases():
-    import shutil
-    import uuid
-
-    # .ci/run makes sure a PostgreSQL server is up; without one this test fails rather than skips.
-    assert shutil.which("psql"), "psql not installed: .ci/run installs Debian's postgresql"
-    try:
-        _psql("test", "select 1")
-    except RuntimeError as exc:
-        pytest.fail(f"no PostgreSQL at 127.0.0.1:5432 (.ci/run starts one): {exc}")
-    tag = uuid.uuid4().hex[:10]
-    names = {"prefect": f"fc_prefect_{tag}", "mlflow": f"fc_mlflow_{tag}"}
-    for name in names.values():
-        _psql("test", f'create database "{name}"')
-    yield names
-    for name in names.values():
-        _psql("test", f'drop database if exists "{name}" with (force)')
 
 
 def test_stack_core_runs_natively(tmp_path, postgres_databases):
@@ -351,7 +323,7 @@ def test_stack_core_runs_natively(tmp_path, postgres_databases):
         assert trigger.returncode == 0, trigger.stderr[-3000:] + log_tail()
         run = json.loads(trigger.stdout.split("RUN ", 1)[1])
         assert run["state"] == "COMPLETED", log_tail()
-        assert run["name"] == "predict-tiny-synthetic@champion"
+        assert run["name"] == "predict-tiny-synthetic@2024-01-17T15:00"  # renamed to the origin it forecast from
 
         files = list((home / "forecasts").rglob("*.parquet"))
         assert len(files) == 1, files

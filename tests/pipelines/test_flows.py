@@ -91,3 +91,74 @@ def test_predict_with_missing_alias_is_a_user_error(flow_env):
 
     with pytest.raises(ForecastingError, match="no registered model 'never-trained'"):
         predict_flow("never-trained", home=str(flow_env))
+
+
+def _runs_named(*names: str) -> dict[str, str]:
+    """Flow runs with these names on the session's Prefect API: name -> final state type."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=list(names))))
+    return {r.name: r.state.type.value for r in runs}
+
+
+def test_flow_runs_say_what_they_did_and_publish_a_summary(flow_env, weather_config):
+    """Run names carry the data and origin (read from the store, so renamed mid-run); each flow leaves an artifact."""
+    from prefect.artifacts import Artifact
+
+    from pipelines.quickstart import quickstart_flow
+
+    result = quickstart_flow([str(weather_config)], home=str(flow_env))
+    (predicted,) = result["predicted"]
+    assert predicted["run_name"] == "predict-tiny-seattle-daily@2015-12-31T00:00"
+    expected = ["quickstart-tiny", "ingest-bundled-seattle_temps+seattle_weather+stocks", "train-tiny-seattle-daily@2015-12-31T00:00",
+                "predict-tiny-seattle-daily@2015-12-31T00:00"]
+    assert set(_runs_named(*expected).values()) == {"COMPLETED"} and set(_runs_named(*expected)) == set(expected)
+
+    for key in ("ingest-summary", "train-tiny-seattle-daily", "predict-tiny-seattle-daily"):
+        assert Artifact.get(key) is not None, key
+    assert "predict-tiny-seattle-daily@2015-12-31T00:00" in Artifact.get("predict-tiny-seattle-daily").data
+    table = Artifact.get("quickstart")
+    assert table.type == "table" and "tiny-seattle-daily" in table.data and predicted["path"] in table.data
+
+
+def test_retries_sit_on_io_tasks_only():
+    from pipelines import backtest, ingest, predict, train
+
+    io = [predict.load_model, predict.read_history, predict.write, predict.append_to_log, train.read_dataset,
+          train.register_model, backtest.load_model, backtest.read_dataset, backtest.log_run, ingest.store]
+    compute = [predict.predict_chunk, train.train_model, train.decide_promotion, backtest.run_backtest, backtest.report,
+               ingest.fetch]  # fetch: the sources retry HTTP themselves
+    assert all(t.retries == 3 and t.retry_delay_seconds for t in io), [t.name for t in io if not t.retries]
+    assert all(t.retries == 0 for t in compute), [t.name for t in compute if t.retries]
+
+
+def test_io_retries_pass_transient_errors_and_stop_at_user_errors(prefect_harness):
+    from prefect import flow, task
+
+    from pipelines._common import io_task_options
+
+    calls = {"flaky": 0, "user": 0}
+
+    @task(**{**io_task_options(), "retry_delay_seconds": 0})
+    def flaky() -> str:
+        calls["flaky"] += 1
+        if calls["flaky"] < 3:
+            raise OSError("network disk went away")
+        return "read"
+
+    @task(**{**io_task_options(), "retry_delay_seconds": 0})
+    def user_error() -> None:
+        calls["user"] += 1
+        raise ForecastingError("no registered model 'x'")
+
+    @flow
+    def both() -> str:
+        out = flaky()
+        with pytest.raises(ForecastingError):
+            user_error()
+        return out
+
+    assert both() == "read"
+    assert calls == {"flaky": 3, "user": 1}
