@@ -160,6 +160,20 @@ class TrainingConfig(_Strict):
     precision: str = Field("auto", description="'auto': bf16-mixed on CUDA, 32-true on CPU; or any Lightning precision.")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default all cores. Two trainings at once must split them.")
     deterministic: bool = Field(True)
+    forking: Literal["auto", "off"] = Field(
+        "auto",
+        description="Forking sequences (MQ-RNN): 'auto' trains stride-overlapping windows of a series in chunks "
+        "that share one encoder pass, the head reading the state at each window's origin: the same windows and "
+        "optimizer steps, several times faster. Used whenever the network allows it exactly (model.anchor 'none' "
+        "or a differencing transform, direct head, one direction, no padding masks); 'off' trains every window "
+        "on its own. Inference is unchanged either way.",
+    )
+    forking_windows: int = Field(
+        32,
+        ge=1,
+        description="Windows per forked chunk (at most batch_size): a batch holds batch_size // forking_windows "
+        "chunks. Window j of a chunk has read j * stride steps more than its lookback when its head is trained.",
+    )
 
 
 class BaselineConfig(_Strict):

@@ -2,6 +2,11 @@
 
 The network itself lives in ``forecasting.model``; this module only says how
 to train it, so the same network serves inference without Lightning.
+
+Two training paths give the same model: ``WindowBatches`` serves every window
+on its own; ``ChunkBatches`` serves chunks of consecutive windows that share
+one encoder pass (forking sequences, ``RecurrentForecaster.forward_forked``),
+several times faster where the network allows it (``train.resolve_forking``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from forecasting.model import ForecastLoss, RecurrentForecaster
 from forecasting.windows import WindowIndex, WindowSpec, collate_batch, gather
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+ForkedBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,23 @@ class Padding:
     """Padded target repeats the first kept value (levels); else 0 (differencing: 'no change')."""
 
 
+@dataclass(frozen=True)
+class Forking:
+    """Shape of forked training chunks: ``windows`` consecutive windows ``stride`` apart share one encoder pass."""
+
+    lookback: int
+    stride: int
+    windows: int
+
+
 class LitForecaster(pl.LightningModule):
-    """Trains a forecasting network on scaled windows: MSE on the mean, pinball on quantiles."""
+    """Trains a forecasting network on scaled windows: MSE on the mean, pinball on quantiles.
+
+    Training batches are either windows (``Batch``) or forked chunks
+    (``ForkedBatch`` from ``ChunkBatches``; needs ``forking``). Validation
+    always runs window by window, exactly as inference does, so early
+    stopping and checkpoints judge the model as it will be used.
+    """
 
     def __init__(
         self,
@@ -44,9 +65,13 @@ class LitForecaster(pl.LightningModule):
         weight_decay: float = 0.0,
         padding: Padding | None = None,
         embedding_dropout: float = 0.1,
+        forking: Forking | None = None,
     ) -> None:
         super().__init__()
+        if forking is not None and padding is not None and padding.fraction > 0:
+            raise ValueError("forked chunks cannot be padded window by window; train with forking off")
         self.net = net
+        self.forking = forking
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.padding = padding
@@ -62,7 +87,9 @@ class LitForecaster(pl.LightningModule):
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=past.shape[0], sync_dist=stage == "val")
         return loss
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:  # noqa: D102 - Lightning hook
+    def training_step(self, batch: Batch | ForkedBatch, batch_idx: int) -> torch.Tensor:  # noqa: D102 - Lightning hook
+        if len(batch) == 5:
+            return self._forked_step(batch)
         past, future, y, series = batch
         if self.padding is not None and self.padding.fraction > 0:
             past = mask_prefix(past, self.padding)
@@ -71,6 +98,21 @@ class LitForecaster(pl.LightningModule):
             forget = torch.rand(series.shape, device=series.device) < self.embedding_dropout
             series = torch.where(forget, torch.zeros_like(series), series)
         return self._step((past, future, y, series), "train")
+
+    def _forked_step(self, batch: ForkedBatch) -> torch.Tensor:
+        """One encoder pass per chunk; the loss is the mean over the chunk's real windows (``weight`` 1)."""
+        if self.forking is None:
+            raise ValueError("a forked batch needs LitForecaster(forking=...)")
+        past, future, y, series, weight = batch  # (C, L, F), (C, k, H, F_future), (C, k, H), (C,), (C, k)
+        if self.net.embedding is not None and self.embedding_dropout > 0:
+            # Per chunk: the embedding is read at every encoder step, which the chunk's windows share.
+            forget = torch.rand(series.shape, device=series.device) < self.embedding_dropout
+            series = torch.where(forget, torch.zeros_like(series), series)
+        f = self.forking
+        pred = self.net.forward_forked(past, future, series, lookback=f.lookback, stride=f.stride)  # (C, k, H, n_out)
+        loss = self.loss_fn(pred, y, weight)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=weight.numel())
+        return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:  # noqa: D102 - Lightning hook
         return self._step(batch, "val")
@@ -156,12 +198,104 @@ class WindowBatches(Dataset):
         return past, future, y, self._codes[picked]
 
 
+def chunk_plan(index: WindowIndex, stride: int, windows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut each run of consecutive windows (same series, ``stride`` apart) into chunks of up to ``windows``.
+
+    Returns ``(first, count, position)``: each chunk's first index position, its
+    number of windows, and for every window of the index its position in its
+    chunk. Gaps (``build_index`` drops windows spanning one) and series ends
+    break runs, so a chunk never spans either. Windows stay in index order.
+    """
+    n = len(index)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts, series = index.starts, index.series
+    new_run = np.r_[True, (series[1:] != series[:-1]) | (starts[1:] - starts[:-1] != stride)]  # (n,)
+    run_first = np.flatnonzero(new_run)  # (runs,)
+    run_of = np.cumsum(new_run) - 1  # (n,) run of each window
+    in_run = np.arange(n) - run_first[run_of]  # (n,) position within its run
+    first = np.flatnonzero(in_run % windows == 0)  # (chunks,)
+    count = np.diff(np.r_[first, n])
+    return first.astype(np.int64), count.astype(np.int64), (in_run % windows).astype(np.int64)
+
+
+class ChunkBatches(Dataset):
+    """Forked training chunks: ``(past, future, y, series, weight)`` for ``windows`` consecutive windows each.
+
+    Item ``i`` is chunk ``i`` of ``chunk_plan``: the rows from its first
+    window's start to the end of its last window's horizon, as one
+    ``(lookback + (k - 1) * stride)``-step encoder input plus every window's
+    future block and target (``k = windows``). A chunk with fewer windows
+    repeats its last row to keep the shape and weights the missing windows 0;
+    the encoder is causal, so the repeated rows reach no real window.
+    """
+
+    def __init__(
+        self,
+        values: torch.Tensor,
+        index: WindowIndex,
+        spec: WindowSpec,
+        *,
+        windows: int,
+        past_columns: list[int],
+        future_columns: list[int],
+        codes: np.ndarray,
+        cumulative: bool,
+    ) -> None:
+        if windows < 1:
+            raise ValueError(f"windows must be >= 1, got {windows}")
+        if len(index) and int(index.starts.max()) + spec.length > values.shape[0]:
+            raise ValueError(f"a window starting at row {int(index.starts.max())} runs past the {values.shape[0]} rows")
+        self.values = values  # (n_points, C) float32
+        self.spec = spec
+        self.windows = windows
+        self.past_columns = torch.as_tensor(past_columns, dtype=torch.long)
+        self.future_columns = torch.as_tensor(future_columns, dtype=torch.long)
+        self.cumulative = cumulative
+        first, count, _ = chunk_plan(index, spec.stride, windows)
+        self._starts = torch.from_numpy(index.starts[first])  # (chunks,) first row of each chunk
+        self._count = torch.from_numpy(count)  # (chunks,) real windows per chunk
+        self._codes = torch.from_numpy(codes[index.series[first]])  # (chunks,)
+        self.n_windows = len(index)
+
+    @property
+    def steps(self) -> int:
+        """Encoder steps per chunk: ``lookback + (windows - 1) * stride``."""
+        return self.spec.lookback + (self.windows - 1) * self.spec.stride
+
+    def __len__(self) -> int:
+        return int(self._starts.shape[0])
+
+    def __getitem__(self, i: int) -> ForkedBatch:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"chunk {i} out of range for {len(self)} chunks")
+        return tuple(t[0] for t in self.__getitems__([i]))  # type: ignore[return-value]
+
+    def __getitems__(self, idx: list[int]) -> ForkedBatch:
+        picked = torch.as_tensor(idx, dtype=torch.long)  # (C,)
+        start, count = self._starts[picked], self._count[picked]
+        spec, k, stride = self.spec, self.windows, self.spec.stride
+        total = self.steps + spec.horizon
+        rows = start[:, None] + torch.arange(total)  # (C, total)
+        last = start + (count - 1) * stride + spec.length - 1  # (C,) last row a real window reads
+        window = self.values[torch.minimum(rows, last[:, None])]  # (C, total, columns)
+        past = window[:, : self.steps, self.past_columns]  # (C, steps, F_past)
+        ahead = window[:, spec.lookback :]  # (C, (k - 1) * stride + horizon, columns)
+        y = ahead[..., 0].unfold(1, spec.horizon, stride)  # (C, k, horizon)
+        future = ahead[..., self.future_columns].unfold(1, spec.horizon, stride).transpose(-1, -2)  # (C, k, H, F_fut)
+        if self.cumulative:
+            y = torch.cumsum(y, dim=-1)  # differencing: the change since each window's origin
+            past[:, 0, 0] = 0.0  # as at prediction, where the first change read has no predecessor
+        weight = (torch.arange(k)[None] < count[:, None]).to(past.dtype)  # (C, k)
+        return past, future.contiguous(), y.contiguous(), self._codes[picked], weight
+
+
 class WindowDataModule(pl.LightningDataModule):
     """Serves training and validation batches; pinned memory only when batches go to a CUDA device."""
 
     def __init__(
         self,
-        train: WindowBatches,
+        train: WindowBatches | ChunkBatches,
         val: WindowBatches | None,
         *,
         batch_size: int,
@@ -177,8 +311,10 @@ class WindowDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
+        # Forked chunks: batch_size windows are batch_size // windows chunks.
+        per_batch = max(1, self.batch_size // self.train.windows) if isinstance(self.train, ChunkBatches) else self.batch_size
         return DataLoader(
-            self.train, batch_size=self.batch_size, shuffle=True, generator=generator,
+            self.train, batch_size=per_batch, shuffle=True, generator=generator,
             collate_fn=collate_batch, pin_memory=self.pin_memory,
         )
 

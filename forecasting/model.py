@@ -10,6 +10,12 @@ Outputs are ``(batch, horizon, n_outputs)``, named by ``net.outputs``: a
 ``"mean"`` column (trained with MSE) and/or quantile columns ``"q0.1"``, ...
 (trained with pinball loss). Quantiles are built as a centre quantile plus
 cumulative softplus steps, so they are sorted by construction and never cross.
+
+``forward_forked`` is the training shortcut of the forking-sequences scheme
+(MQ-RNN, Wen et al. 2017): stride-1 windows of one series share all but one
+lookback step, so the encoder runs once over a chunk of consecutive windows and
+the direct head reads its state at each window's origin. It is exact only for
+networks whose encoder input does not depend on the window (``fork_blocker``).
 """
 
 from __future__ import annotations
@@ -142,19 +148,14 @@ class RecurrentForecaster(nn.Module):
         future: (batch, horizon, n_future) known-future inputs, or None when n_future == 0
         series: (batch,) int64 embedding rows (0 = unknown series), or None without an embedding
         """
-        batch, lookback, _ = past.shape
+        batch = past.shape[0]
         if self.n_future and (future is None or future.shape[1:] != (self.horizon, self.n_future)):
             got = None if future is None else tuple(future.shape)
             raise ValueError(f"future must be (batch, {self.horizon}, {self.n_future}), got {got}")
         if self.anchor_last:
             level = past[:, -1:, :1]  # (batch, 1, 1): last observed target
             past = torch.cat([past[..., :1] - level, past[..., 1:]], dim=-1)  # (batch, lookback, n_features)
-        emb = None
-        if self.embedding is not None:
-            if series is None:
-                series = torch.zeros(batch, dtype=torch.long, device=past.device)
-            emb = self.embedding(series)  # (batch, embedding_dim)
-            past = torch.cat([past, emb[:, None].expand(batch, lookback, -1)], dim=-1)
+        past, emb = self._with_embedding(past, series)
 
         _, state = self.encoder(past)  # h_n: (layers * directions, batch, hidden)
         level = level[:, :, 0] if self.anchor_last else past.new_zeros(batch, 1)  # (batch, 1)
@@ -164,13 +165,88 @@ class RecurrentForecaster(nn.Module):
 
         if self.head_kind == "direct":
             h_n = state[0] if isinstance(state, tuple) else state
-            context = self._top_layer(h_n)  # (batch, context)
-            raw = self.head(self.dropout(context)).view(batch, self.horizon, -1)  # (batch, horizon, n_out)
-            if self.future_head is not None:
-                steps = context[:, None].expand(batch, self.horizon, -1)  # (batch, horizon, context)
-                raw = raw + self.future_head(torch.cat([self.dropout(steps), future], dim=-1))
-            return self._monotone(raw) + shift[..., None]
+            return self._direct(self._top_layer(h_n), future, shift)
         return self._decode(state, future, emb, shift, level, past[:, -1, :1])
+
+    def fork_blocker(self) -> str | None:
+        """Why ``forward_forked`` would not equal ``forward`` window by window, or None when it does.
+
+        Forking shares one encoder pass among windows, so the encoder input of
+        each step must be the same whichever window it belongs to, and each
+        window's head must need only the encoder's top-layer output at its
+        origin. Anchoring subtracts a per-window level from every input step,
+        the backward direction of a bidirectional encoder starts at each
+        window's end, and the autoregressive decoder starts from every layer's
+        (h, c) at the origin, which a fused multi-layer cell does not return.
+        """
+        if self.anchor_last:
+            return "inputs are anchored on each window's last value (model.anchor)"
+        if self.encoder.bidirectional:
+            return "a bidirectional encoder reads each window backwards from its own end"
+        if self.head_kind != "direct":
+            return "the autoregressive decoder starts from every layer's state at each origin"
+        return None
+
+    def forward_forked(
+        self,
+        past: torch.Tensor,
+        future: torch.Tensor | None = None,
+        series: torch.Tensor | None = None,
+        *,
+        lookback: int,
+        stride: int = 1,
+    ) -> torch.Tensor:
+        """Forecasts of ``k`` consecutive windows per chunk from one encoder pass: ``(chunks, k, horizon, n_out)``.
+
+        past: (chunks, lookback + (k - 1) * stride, n_features): window ``j`` of a
+        chunk reads steps ``[j * stride, j * stride + lookback)``.
+        future: (chunks, k, horizon, n_future) or None; series: (chunks,) or None.
+
+        Window ``j``'s forecast is what ``forward`` gives on the chunk's first
+        ``lookback + j * stride`` steps, i.e. on its own lookback plus up to
+        ``(k - 1) * stride`` older steps the encoder read before it. The encoder
+        is causal, so nothing after a window's origin reaches its forecast.
+        """
+        blocker = self.fork_blocker()
+        if blocker is not None:
+            raise ValueError(f"this network cannot be trained forked: {blocker}")
+        chunks, steps, _ = past.shape
+        if steps < lookback or (steps - lookback) % stride:
+            raise ValueError(f"past has {steps} steps; a chunk needs lookback {lookback} + a multiple of stride {stride}")
+        k = (steps - lookback) // stride + 1
+        if self.n_future and (future is None or future.shape[1:] != (k, self.horizon, self.n_future)):
+            got = None if future is None else tuple(future.shape)
+            raise ValueError(f"future must be (chunks, {k}, {self.horizon}, {self.n_future}), got {got}")
+        past, _ = self._with_embedding(past, series)
+        out, _ = self.encoder(past)  # (chunks, steps, hidden): the top layer at every step
+        context = out[:, lookback - 1 :: stride]  # (chunks, k, hidden): the state at each window's origin
+        shift = past.new_zeros(chunks, k, self.horizon)
+        if self.skip is not None:
+            # Each window's last skip.in_features target steps: (chunks, k, in_features).
+            width = self.skip.in_features
+            shift = shift + self.skip(past[:, lookback - width :, 0].unfold(1, width, stride))
+        return self._direct(context, future, shift)
+
+    def _with_embedding(
+        self, past: torch.Tensor, series: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Append the series embedding to every input step: ``(batch, steps, F)`` -> ``(batch, steps, F + E)``."""
+        if self.embedding is None:
+            return past, None
+        batch, steps, _ = past.shape
+        if series is None:
+            series = torch.zeros(batch, dtype=torch.long, device=past.device)
+        emb = self.embedding(series)  # (batch, embedding_dim)
+        return torch.cat([past, emb[:, None].expand(batch, steps, -1)], dim=-1), emb
+
+    def _direct(self, context: torch.Tensor, future: torch.Tensor | None, shift: torch.Tensor) -> torch.Tensor:
+        """Direct head: ``(..., context)`` encoder state -> ``(..., horizon, n_out)``, plus ``shift`` ``(..., horizon)``."""
+        lead = context.shape[:-1]
+        raw = self.head(self.dropout(context)).view(*lead, self.horizon, -1)  # (..., horizon, n_out)
+        if self.future_head is not None:
+            steps = context[..., None, :].expand(*lead, self.horizon, -1)  # (..., horizon, context)
+            raw = raw + self.future_head(torch.cat([self.dropout(steps), future], dim=-1))
+        return self._monotone(raw) + shift[..., None]
 
     def _top_layer(self, h_n: torch.Tensor) -> torch.Tensor:
         """(layers * directions, batch, hidden) -> (batch, directions * hidden): the top layer's last state."""
@@ -269,8 +345,15 @@ class ForecastLoss(nn.Module):
         self.has_mean = "mean" in outputs
         self.register_buffer("levels", torch.tensor(sorted(quantiles), dtype=torch.float64), persistent=False)
 
-    def forward(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """pred: (batch, horizon, n_outputs); y: (batch, horizon) -> scalar."""
+    def forward(self, pred: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """pred: (..., horizon, n_outputs); y: (..., horizon) -> scalar mean over windows and steps.
+
+        ``weight`` (...,) of 0/1 leaves some windows out (the unused positions of
+        a short forked chunk) without a boolean index, which would cost a host
+        sync on a GPU: the loss is then the mean over the windows it keeps.
+        """
+        if weight is not None:
+            return (self.per_window(pred, y) * weight).sum() / weight.sum().clamp_min(1.0)
         loss = pred.new_zeros(())
         first = 0
         if self.has_mean:
@@ -278,6 +361,19 @@ class ForecastLoss(nn.Module):
             first = 1
         if self.levels.numel():
             loss = loss + pinball_loss(pred[..., first:], y, self.levels.to(pred.dtype))
+        return loss
+
+    def per_window(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """pred: (..., horizon, n_outputs); y: (..., horizon) -> (...) each window's loss."""
+        loss = pred.new_zeros(pred.shape[:-2])
+        first = 0
+        if self.has_mean:
+            loss = loss + (pred[..., 0] - y).square().mean(dim=-1)
+            first = 1
+        if self.levels.numel():
+            error = y[..., None] - pred[..., first:]  # (..., horizon, Q)
+            levels = self.levels.to(pred.dtype)
+            loss = loss + torch.maximum(levels * error, (levels - 1.0) * error).mean(dim=(-2, -1))
         return loss
 
 

@@ -84,6 +84,35 @@ def resolve_precision(config: ForecasterConfig) -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
+def resolve_forking(config: ForecasterConfig) -> tuple[int, str]:
+    """Windows per forked training chunk (1: every window on its own) and why, for this config.
+
+    Forking sequences train the very windows and optimizer steps the standard
+    path does, from one encoder pass per chunk of consecutive windows: on the
+    standard task (lookback 168, stride 1, 32 windows a chunk) about 8x the
+    windows per second. It is used whenever it is exact for the network (see
+    ``RecurrentForecaster.fork_blocker``) and the training windows do not need
+    per-window masks (padding), on CPU and GPU alike; ``training.forking: off``
+    turns it off. The only difference from the standard path: window ``j`` of
+    a chunk was read after ``j * stride`` more steps than its lookback.
+    """
+    t, m = config.training, config.model
+    k = min(t.forking_windows, t.batch_size)
+    if t.forking == "off":
+        return 1, "training.forking is off"
+    if config.anchor_last:
+        return 1, "inputs are anchored on each window's last value (model.anchor resolves to 'last')"
+    if m.bidirectional:
+        return 1, "a bidirectional encoder reads each window backwards from its own end"
+    if m.head != "direct":
+        return 1, "the autoregressive decoder starts from every layer's state at each origin"
+    if config.padded and config.window.pad_fraction > 0:
+        return 1, "padded training masks each window's prefix on its own (window.min_length < lookback)"
+    if k < 2:
+        return 1, "one window per chunk (training.forking_windows or batch_size is 1)"
+    return k, f"{k} windows per chunk share one encoder pass"
+
+
 def _quiet_lightning() -> None:
     # Lightning attaches its own handler; under Prefect every line would print twice.
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
@@ -113,7 +142,7 @@ def fit(
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-    from forecasting.lit import LitForecaster, LossHistory, Padding, WindowBatches, WindowDataModule
+    from forecasting.lit import ChunkBatches, Forking, LitForecaster, LossHistory, Padding, WindowBatches, WindowDataModule
 
     _quiet_lightning()
     t = config.training
@@ -143,7 +172,11 @@ def fit(
     padding = None
     if config.padded:
         padding = Padding(config.min_length, config.window.pad_fraction, tuple(layout.data_covariate_positions), not transforms.is_cumulative(kind))
-    module = LitForecaster(net, learning_rate=t.learning_rate, weight_decay=t.weight_decay, padding=padding)
+    fork_windows, fork_reason = resolve_forking(config)
+    forking = Forking(spec.lookback, spec.stride, fork_windows) if fork_windows > 1 else None
+    if forking is not None and (blocker := net.fork_blocker()) is not None:
+        raise AssertionError(f"resolve_forking chose forking for a network that forbids it: {blocker}")
+    module = LitForecaster(net, learning_rate=t.learning_rate, weight_decay=t.weight_decay, padding=padding, forking=forking)
     tensor = torch.from_numpy(values)
     codes = np.arange(1, panel.n_series + 1, dtype=np.int64)  # embedding rows: the scaler's series order
 
@@ -153,8 +186,14 @@ def fit(
             codes=codes, cumulative=transforms.is_cumulative(kind),
         )
 
+    train_batches: WindowBatches | ChunkBatches = batches(train_index)
+    if forking is not None:
+        train_batches = ChunkBatches(
+            tensor, train_index, spec, windows=forking.windows, past_columns=layout.past_columns,
+            future_columns=layout.future_columns, codes=codes, cumulative=transforms.is_cumulative(kind),
+        )
     data = WindowDataModule(
-        batches(train_index), batches(val_index) if has_val else None,
+        train_batches, batches(val_index) if has_val else None,
         batch_size=t.batch_size, seed=t.seed, pin_memory=uses_cuda(config),
     )
     history = LossHistory()
@@ -198,6 +237,7 @@ def fit(
         },
         "torch": torch.__version__,
         "seed": t.seed,
+        "training_path": {"forked_windows": fork_windows, "why": fork_reason},
     }
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     trained = TrainedForecaster(config=config, scaler=scaler, state_dict=state, metrics={}, history=history.epochs, meta=meta)

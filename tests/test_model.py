@@ -244,3 +244,93 @@ def test_gradcheck_whole_forecaster_and_loss_float64(cell, head, bidirectional, 
         return loss_fn(functional_call(net, dict(zip(names, weights, strict=True)), (past, future, series)), y)
 
     assert torch.autograd.gradcheck(loss, (past, future, *params), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def _forkable(**kwargs) -> RecurrentForecaster:
+    """A float64 network every forking path runs through: skip, known future, embedding, quantiles + mean."""
+    torch.manual_seed(3)
+    options = dict(
+        n_future=2, hidden_size=5, num_layers=2, anchor_last=False, lookback=6, quantiles=(0.1, 0.5, 0.9),
+        n_series=2, embedding_dim=2,
+    )
+    net = RecurrentForecaster(3, 4, **{**options, **kwargs}).double()
+    for p in net.parameters():
+        torch.nn.init.uniform_(p, -0.5, 0.5)  # off the zero init, so head and skip matter
+    return net.eval()
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_forked_forecasts_equal_the_window_forward_on_the_same_inputs(stride, cell):
+    """Window j of a chunk = forward() on the chunk's first lookback + j * stride steps (its lookback plus the older steps it read)."""
+    net, k, lookback = _forkable(cell=cell), 4, 6
+    past = torch.randn(2, lookback + (k - 1) * stride, 3, dtype=torch.float64)
+    future = torch.randn(2, k, 4, 2, dtype=torch.float64)
+    series = torch.tensor([1, 2])
+    forked = net.forward_forked(past, future, series, lookback=lookback, stride=stride)
+    assert forked.shape == (2, k, 4, len(net.outputs))
+    for j in range(k):
+        alone = net(past[:, : lookback + j * stride], future[:, j], series)
+        torch.testing.assert_close(forked[:, j], alone, rtol=0, atol=1e-12)
+
+
+def test_forked_loss_equals_the_per_window_loss_float32():
+    """The forked training loss (chunk weights included) is the mean of the per-window losses computed the standard way."""
+    net, k, lookback = _forkable().float(), 5, 6
+    loss_fn = ForecastLoss(net.outputs, net.quantiles)
+    past = torch.randn(3, lookback + k - 1, 3)
+    future, y = torch.randn(3, k, 4, 2), torch.randn(3, k, 4)
+    series = torch.tensor([0, 1, 2])
+    weight = torch.ones(3, k)
+    weight[2, 3:] = 0.0  # a short chunk: its last two positions are not windows
+    forked = loss_fn(net.forward_forked(past, future, series, lookback=lookback), y, weight)
+    pairs = [(c, j) for c in range(3) for j in range(k) if weight[c, j] > 0]
+    preds = torch.cat([net(past[c : c + 1, : lookback + j], future[c : c + 1, j], series[c : c + 1]) for c, j in pairs])
+    ys = torch.stack([y[c, j] for c, j in pairs])
+    standard = loss_fn(preds, ys)
+    torch.testing.assert_close(forked, standard, rtol=1e-5, atol=1e-6)
+    # Unit weights reduce to the unweighted mean.
+    torch.testing.assert_close(loss_fn(preds, ys, torch.ones(len(pairs))), standard, rtol=1e-5, atol=1e-6)
+
+
+def test_gradcheck_forked_forecaster_and_loss_float64():
+    """Analytic gradients through the forked path (unfolded skip, per-position head) match finite differences."""
+    net = _forkable(hidden_size=3, lookback=4)
+    net.train(False)
+    loss_fn = ForecastLoss(net.outputs, net.quantiles)
+    names = [n for n, _ in net.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_(True) for p in net.parameters())
+    past = torch.randn(2, 4 + 2 * 2, 3, dtype=torch.float64, requires_grad=True)  # k = 3 windows, stride 2
+    future = torch.randn(2, 3, 4, 2, dtype=torch.float64, requires_grad=True)
+    y, weight = torch.randn(2, 3, 4, dtype=torch.float64), torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    series = torch.tensor([1, 2])
+
+    def loss(past, future, *weights):
+        out = functional_call(net, dict(zip(names, weights, strict=True)), (past, future, series), {"lookback": 4, "stride": 2}, strict=False)
+        return loss_fn(out, y, weight)
+
+    net.forward, forward = net.forward_forked, net.forward  # functional_call calls forward
+    try:
+        assert torch.autograd.gradcheck(loss, (past, future, *params), eps=1e-6, atol=1e-6, rtol=1e-5)
+    finally:
+        net.forward = forward
+
+
+@pytest.mark.parametrize(
+    "kwargs,blocked",
+    [
+        ({}, None),
+        ({"anchor_last": True}, "anchored"),
+        ({"bidirectional": True}, "bidirectional"),
+        ({"head": "autoregressive"}, "autoregressive"),
+    ],
+)
+def test_only_networks_whose_windows_share_encoder_inputs_can_fork(kwargs, blocked):
+    net = _forkable(**kwargs)
+    reason = net.fork_blocker()
+    if blocked is None:
+        assert reason is None
+        return
+    assert blocked in reason
+    with pytest.raises(ValueError, match="cannot be trained forked"):
+        net.forward_forked(torch.randn(1, 8, 3, dtype=torch.float64), torch.randn(1, 3, 4, 2, dtype=torch.float64), lookback=6)

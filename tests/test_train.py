@@ -217,3 +217,74 @@ def test_a_freq_that_does_not_match_the_data_is_named():
     config = parse_config(_tiny(data={"freq": "min"}))  # the synthetic data is hourly
     with pytest.raises(ForecastingError, match=r"no training window fits between the gaps of the 'min' grid .* does data.freq match"):
         fit(config, synthetic_frame())
+
+
+@pytest.mark.parametrize(
+    "overrides,windows",
+    [
+        ({"model": {"anchor": "none"}}, 32),
+        ({"data": {"target_transform": "difference"}}, 32),  # anchor 'auto' resolves to none
+        ({"model": {"anchor": "none", "embedding_dim": 2, "quantiles": [0.1, 0.5, 0.9]}, "data": {"calendar": ["hour_of_day"]}}, 32),
+        ({"model": {"anchor": "none"}, "training": {"forking_windows": 8}}, 8),
+        ({"model": {"anchor": "none"}, "training": {"batch_size": 16}}, 16),
+        ({}, 1),  # anchor 'auto' resolves to last
+        ({"model": {"anchor": "none"}, "training": {"forking": "off"}}, 1),
+        ({"model": {"anchor": "none", "bidirectional": True}}, 1),
+        ({"model": {"anchor": "none", "head": "autoregressive"}}, 1),
+        ({"data": {"target_transform": "log-return"}, "window": {"min_length": 24}}, 1),
+    ],
+    ids=["anchor-none", "difference", "embedding-quantiles-calendar", "8-windows", "batch-16", "anchor-last", "off", "bidirectional", "seq2seq", "padded"],
+)
+def test_forking_is_chosen_exactly_where_the_network_allows_it(overrides, windows):
+    from forecasting.forecaster import build_network
+    from forecasting.train import resolve_forking
+
+    raw = tiny_config_dict(**overrides)
+    raw["training"] = {**raw["training"], "batch_size": 64, **overrides.get("training", {})}
+    config = parse_config(raw)
+    k, why = resolve_forking(config)
+    assert k == windows, why
+    if k > 1:  # the network agrees: forking is exact for it
+        assert build_network(config, 3).fork_blocker() is None
+
+
+def test_chunks_hold_exactly_the_windows_of_the_index():
+    """Every window's target, future block and lookback sit in its chunk; chunks never span a gap or a series end."""
+    from forecasting.lit import ChunkBatches, WindowBatches, chunk_plan
+    from forecasting.windows import WindowIndex, WindowSpec
+
+    spec = WindowSpec(lookback=5, horizon=3, stride=2)
+    values = torch.randn(200, 3)
+    # Series 0: rows 0..99, a gap drops the window at 20; series 1: rows 100..199.
+    starts = np.r_[np.arange(0, 20, 2), np.arange(22, 60, 2), np.arange(100, 130, 2)].astype(np.int64)
+    series = (starts >= 100).astype(np.int64)
+    index = WindowIndex(starts, series)
+    first, count, position = chunk_plan(index, spec.stride, 4)
+    assert count.sum() == len(index) and count.max() == 4
+    assert np.array_equal(starts[first], [0, 8, 16, 22, 30, 38, 46, 54, 100, 108, 116, 124])
+    codes = np.array([7, 9], dtype=np.int64)
+    kw = dict(past_columns=[0, 2], future_columns=[1], codes=codes, cumulative=False)
+    chunks, windows = ChunkBatches(values, index, spec, windows=4, **kw), WindowBatches(values, index, spec, **kw)
+    past_c, future_c, y_c, series_c, weight_c = chunks.__getitems__(list(range(len(chunks))))
+    past_w, future_w, y_w, series_w = windows.__getitems__(list(range(len(index))))
+    assert past_c.shape == (12, 5 + 3 * 2, 2) and future_c.shape == (12, 4, 3, 1) and weight_c.shape == (12, 4)
+    chunk_of = np.repeat(np.arange(len(first)), count)
+    for i in range(len(index)):
+        c, j = chunk_of[i], position[i]
+        assert weight_c[c, j] == 1.0 and series_c[c] == series_w[i]
+        assert torch.equal(y_c[c, j], y_w[i]) and torch.equal(future_c[c, j], future_w[i])
+        assert torch.equal(past_c[c, j * 2 : j * 2 + 5], past_w[i])
+    assert float(weight_c.sum()) == len(index)
+
+
+def test_forked_training_is_reproducible_and_learns():
+    config = parse_config(_tiny(model={"anchor": "none"}, training={"max_epochs": 3, "forking_windows": 8}))
+    frame = synthetic_frame()
+    first, again = fit(config, frame), fit(config, frame)
+    assert first.forecaster.meta["training_path"]["forked_windows"] == 8
+    for key, value in first.forecaster.state_dict.items():
+        assert torch.equal(value, again.forecaster.state_dict[key]), key
+    losses = [e["train_loss"] for e in first.forecaster.history]
+    assert losses[-1] < 0.5 * losses[0]
+    # Scored window by window in original units (levels 10..30 +- 3), as inference runs it.
+    assert 0.005 < first.forecaster.metrics["val_mae"] < 3.0
