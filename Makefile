@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test ui clean browser
+.PHONY: install demo test ui clean browser bench
 
 # The venv is rebuilt when the pins change. torch stays at exactly 2.13.0
 # (constraints.txt): the CPU wheel on local disk; any other version is a CUDA build.
@@ -27,6 +27,15 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# Benchmarks against the peers (benchmarks/README.md): the `bench` extra (Darts,
+# NeuralForecast, py-spy) goes in with the same torch pin, so no other torch is
+# pulled; then the quick mode writes docs/benchmarks.md. `make bench BENCH_ARGS=--full`
+# runs the standard task (under an hour on 2 cores).
+BENCH_ARGS ?= --quick
+bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt "torch==2.13.0" -e ".[bench]"
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(or $(FORECASTING_HOME),.forecasting))/mlflow.db --host 127.0.0.1 --port 5000

@@ -36,25 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-
-def standard_frame(n_series: int, n_points: int, seed: int = 0) -> pd.DataFrame:
-    """Noisy daily + weekly seasonality with a trend and a level per series, hourly, UTC."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_points)
-    stamps = pd.date_range("2024-01-01", periods=n_points, freq="h", tz="UTC")
-    frames = []
-    for i in range(n_series):
-        level, trend = rng.uniform(5, 50), rng.uniform(-0.002, 0.002)
-        phase = rng.uniform(0, 2 * np.pi)
-        y = (
-            level
-            + trend * t
-            + 3 * np.sin(2 * np.pi * t / 24 + phase)
-            + 1.5 * np.sin(2 * np.pi * t / 168 + phase / 2)
-            + 0.3 * rng.standard_normal(n_points)
-        )
-        frames.append(pd.DataFrame({"series_id": f"bench/s{i:03d}", "timestamp": stamps, "target": y}))
-    return pd.concat(frames, ignore_index=True)
+from benchmarks.task import standard_frame
 
 
 def _time(fn: Callable[[], object], results: list[float]) -> None:

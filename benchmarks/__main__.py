@@ -1,0 +1,210 @@
+"""Run every benchmark against the peers and write ``docs/benchmarks.md``.
+
+    .venv/bin/python -m benchmarks --quick     # 16 series x 700 points, 2 repeats: a few minutes
+    .venv/bin/python -m benchmarks --full      # the standard task, 3 repeats: under an hour
+    .venv/bin/python -m benchmarks --quick --contestants project,raw   # no peers installed
+    .venv/bin/python -m benchmarks.report docs/benchmarks.json         # re-render the page only
+
+The peers come with the ``bench`` extra (``make bench`` installs it and runs
+the quick mode). Each contestant x measure runs in its own process
+(``benchmarks.worker``), with the thread count in the environment before
+torch loads; training jobs alternate contestants within every repeat, in a
+rotated order, so background load hits all of them alike; figures are
+medians. The machine is shared: absolute figures move with its load (the
+page records the load average around every job), ratios from one run are
+what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+
+from benchmarks.contestants import CONTESTANTS, PEERS
+from benchmarks.task import Task
+from benchmarks.worker import RESULT_PREFIX
+
+REPO = Path(__file__).resolve().parent.parent
+PEER_PACKAGES = {"darts": "darts", "neuralforecast": "neuralforecast"}
+
+
+@dataclass(frozen=True)
+class Mode:
+    """Sizes and repeats of one run."""
+
+    name: str
+    task: Task
+    weather: Task
+    repeats: int
+    """Training jobs per contestant (each a fresh process); predict jobs likewise, ``inner`` timings each."""
+    inner: int
+    memory_series: tuple[int, int]
+    job_timeout: float
+
+    @classmethod
+    def quick(cls) -> Mode:
+        task = Task(n_series=16, n_points=700)
+        return cls("quick", task, task.with_(dataset="weather", weather_points=2000), 2, 2, (100, 1000), 900.0)
+
+    @classmethod
+    def full(cls) -> Mode:
+        task = Task()
+        return cls("full", task, task.with_(dataset="weather"), 3, 3, (64, 640), 3600.0)
+
+
+@dataclass
+class Run:
+    """Jobs done so far, each with its result or error and the load average around it."""
+
+    mode: Mode
+    log_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for every worker (e.g. ``OMP_WAIT_POLICY``)."""
+    jobs: list[dict] = field(default_factory=list)
+
+    def job(self, measure: str, task: Task, contestant: str | None = None, label: str = "", repeats: int = 1) -> dict:
+        """Run one worker process; record and return the job with its ``result`` or ``error``."""
+        spec = {"measure": measure, "contestant": contestant, "task": task.to_dict(), "repeats": repeats}
+        name = "-".join(p for p in (measure, contestant, label) if p)
+        env = dict(os.environ, OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
+                   PYTHONPATH=str(REPO), DO_NOT_TRACK="true", MPLCONFIGDIR=str(self.log_dir / "mpl"), **self.env)
+        record = {"measure": measure, "contestant": contestant, "label": label, "dataset": task.dataset,
+                  "load_before": os.getloadavg()[0]}
+        print(f"[{len(self.jobs) + 1:>3}] {name:<40}", end=" ", flush=True)
+        t0 = time.perf_counter()
+        log = self.log_dir / f"{len(self.jobs) + 1:03d}-{name}.log"
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.worker", json.dumps(spec)], cwd=REPO, env=env,
+                capture_output=True, text=True, timeout=self.mode.job_timeout,
+            )
+            log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+            if proc.returncode or not lines:
+                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                record["error"] = f"exit {proc.returncode}: {tail}"
+            else:
+                record["result"] = json.loads(lines[-1][len(RESULT_PREFIX):])
+        except subprocess.TimeoutExpired:
+            record["error"] = f"timed out after {self.mode.job_timeout:.0f} s"
+        record["seconds"] = time.perf_counter() - t0
+        record["load_after"] = os.getloadavg()[0]
+        print(f"{record['seconds']:7.1f} s  {_summary(record)}", flush=True)
+        self.jobs.append(record)
+        return record
+
+
+def _summary(record: dict) -> str:
+    if "error" in record:
+        return f"FAILED ({record['error']}; log in the run's log folder)"
+    r = record["result"]
+    if record["measure"] == "train":
+        return f"{r['windows'] / r['train_seconds']:8.0f} windows/s  MAE {r['mae']:.4f}"
+    if record["measure"] == "predict":
+        return f"{r['windows'] / min(r['inference_seconds']):8.0f} windows/s (best)"
+    if record["measure"] == "ceiling":
+        return f"{r['ceiling_gflops']:.1f} GFLOP/s"
+    return ""
+
+
+def available(names: list[str]) -> tuple[list[str], list[str]]:
+    """Contestants whose libraries are installed, and the skipped peers (the ``bench`` extra is missing)."""
+    keep, skipped = [], []
+    for name in names:
+        package = PEER_PACKAGES.get(name)
+        (skipped if package and find_spec(package) is None else keep).append(name)
+    return keep, skipped
+
+
+def execute(mode: Mode, contestants: list[str], measures: set[str], log_dir: Path, env: dict[str, str]) -> Run:
+    """Every job of the run, in the order that keeps the comparisons fair."""
+    run = Run(mode, log_dir, env)
+    run.job("machine", mode.task)
+    if "ceiling" in measures:
+        run.job("ceiling", mode.task, label="start")
+    for r in range(mode.repeats if "train" in measures else 0):
+        order = contestants[r % len(contestants):] + contestants[: r % len(contestants)]
+        for name in order:
+            run.job("train", mode.task, name, label=f"r{r + 1}")
+    # Flushing denormals changes nothing without a backward pass: raw-ftz is a training contestant only.
+    predictors = [c for c in contestants if c != "raw-ftz"]
+    for r in range(mode.repeats if "predict" in measures else 0):
+        order = predictors[r % len(predictors):] + predictors[: r % len(predictors)]
+        for name in order:
+            run.job("predict", mode.task, name, label=f"r{r + 1}", repeats=mode.inner)
+    if "weather" in measures:
+        for name in contestants:
+            run.job("train", mode.weather, name, label="weather")
+    if "memory" in measures:
+        for n in mode.memory_series:
+            run.job("memory", mode.task.with_(n_series=n), label=f"{n}series")
+    if "ceiling" in measures:
+        run.job("ceiling", mode.task, label="end")
+    return run
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="16 series x 700 points, 2 repeats (the default)")
+    size.add_argument("--full", action="store_true", help="the standard task: 64 series x 2,000 points, 3 repeats")
+    parser.add_argument("--repeats", type=int, help="override the mode's repeats")
+    parser.add_argument("--contestants", default=",".join(CONTESTANTS), help=f"comma-separated, from {list(CONTESTANTS)}")
+    parser.add_argument("--measures", default="ceiling,train,predict,weather,memory", help="comma-separated subset")
+    parser.add_argument(
+        "--passive", action="store_true",
+        help="OMP_WAIT_POLICY=PASSIVE for every worker: on a machine busy with other work, spinning OpenMP "
+        "threads slow a 2-thread LSTM several-fold (see docs/benchmarks.md); on an idle one it costs a little",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--json", type=Path, help="raw results (default: next to --out, .json)")
+    args = parser.parse_args(argv)
+
+    mode = Mode.full() if args.full else Mode.quick()
+    if args.repeats:
+        mode = Mode(**{**mode.__dict__, "repeats": args.repeats})
+    wanted = [c.strip() for c in args.contestants.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in CONTESTANTS]
+    if unknown:
+        parser.error(f"unknown contestant(s) {unknown}; known: {list(CONTESTANTS)}")
+    contestants, skipped = available(wanted)
+    if skipped:
+        print(f"skipping {skipped}: not installed (pip install -e '.[bench]', or `make bench`)")
+    measures = {m.strip() for m in args.measures.split(",") if m.strip()}
+
+    started = time.time()
+    # Worker logs are kept after the run: a failed job's page cell points at them.
+    log_dir = Path(os.environ.get("BENCH_LOG_DIR") or tempfile.mkdtemp(prefix="bench-logs-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"{mode.name} mode: {contestants}, measures {sorted(measures)}; worker logs in {log_dir}")
+    env = {"OMP_WAIT_POLICY": "PASSIVE"} if args.passive else {}
+    run = execute(mode, contestants, measures, log_dir, env)
+    results = {
+        "mode": mode.name, "task": mode.task.to_dict(), "weather_task": mode.weather.to_dict(),
+        "repeats": mode.repeats, "inner": mode.inner, "contestants": contestants, "skipped": skipped,
+        "peers": [p for p in PEERS if p in contestants], "started": started, "seconds": time.time() - started,
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv), "log_dir": str(log_dir),
+        "jobs": run.jobs,
+    }
+    json_path = args.json or args.out.with_suffix(".json")
+    results["json"] = os.path.relpath(json_path, REPO)
+    results["env"] = env
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=1))
+    from benchmarks import report
+
+    args.out.write_text(report.render(results))
+    print(f"wrote {args.out} and {json_path} in {results['seconds'] / 60:.1f} min")
+    return args.out
+
+
+if __name__ == "__main__":
+    main()

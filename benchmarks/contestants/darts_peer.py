@@ -1,0 +1,123 @@
+"""Darts ``BlockRNNModel("LSTM")`` (Unit8), used as its documentation shows.
+
+Settings for the standard task: ``BlockRNNModel(model="LSTM",
+input_chunk_length=168, output_chunk_length=24, hidden_dim=64,
+n_rnn_layers=2, dropout=0, batch_size=256, n_epochs=1,
+optimizer_kwargs={"lr": 1e-3}, random_state=0)`` with its default loss
+(MSE) and head (the last 24 LSTM outputs through one linear layer), trained
+by ``fit(list_of_series)``: one epoch over every stride-1 window of the
+training part, like the project. Each series is a float32 ``TimeSeries`` of
+the per-series standardised values (Darts does not scale by itself;
+forecasts are inverted afterwards).
+
+Inference is ``predict(n=24, series=[one lookback series per window],
+batch_size=4096)``; the no-refit backtest is
+``historical_forecasts(retrain=False, last_points_only=False, stride=1,
+forecast_horizon=24)`` from the first hold-out point, with the same
+``batch_size`` in ``predict_kwargs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+from benchmarks.contestants import epoch_timer
+from benchmarks.task import TaskData
+
+INFERENCE_BATCH = 4096
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("pytorch_lightning", "lightning", "lightning_fabric", "darts"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _series(data: TaskData, scaled: np.ndarray, points: int | None = None) -> list:
+    from darts import TimeSeries
+
+    n = data.n_points if points is None else points
+    stamps = data.timestamps.tz_localize(None)[:n]
+    return [TimeSeries.from_times_and_values(stamps, scaled[i, :n, None]) for i in range(data.n_series)]
+
+
+def _model(data: TaskData, work_dir: str, callbacks: list) -> object:
+    from darts.models import BlockRNNModel
+
+    task = data.task
+    return BlockRNNModel(
+        model="LSTM", input_chunk_length=task.lookback, output_chunk_length=task.horizon,
+        hidden_dim=task.hidden, n_rnn_layers=task.layers, dropout=0.0, batch_size=task.batch_size,
+        n_epochs=task.epochs, optimizer_kwargs={"lr": task.learning_rate}, random_state=task.seed,
+        work_dir=work_dir, save_checkpoints=False,
+        pl_trainer_kwargs={
+            "accelerator": "cpu", "devices": 1, "enable_progress_bar": False,
+            "enable_model_summary": False, "callbacks": callbacks,
+        },
+    )
+
+
+def _holdout(data: TaskData, model: object, full: list) -> np.ndarray:
+    """``(n_series, n_origins, horizon)`` scaled forecasts of the no-refit historical forecasts."""
+    forecasts = model.historical_forecasts(
+        full, forecast_horizon=data.task.horizon, start=data.train_points, start_format="position", stride=1,
+        retrain=False, last_points_only=False, overlap_end=False, verbose=False,
+        predict_kwargs={"batch_size": INFERENCE_BATCH},
+    )
+    first = data.timestamps.tz_localize(None)[data.train_points]
+    if forecasts[0][0].start_time() != first:
+        raise RuntimeError(f"first historical forecast starts at {forecasts[0][0].start_time()}, not {first}")
+    return np.stack([np.stack([f.values()[:, 0] for f in per_series]) for per_series in forecasts])
+
+
+def train(data: TaskData) -> dict:
+    """``BlockRNNModel.fit`` on the points before the hold-out, one epoch."""
+    _quiet()
+    task = data.task
+    scaled, mean, std = data.standardized()
+    timer = epoch_timer()
+    with tempfile.TemporaryDirectory() as work_dir:
+        t0 = time.perf_counter()
+        model = _model(data, work_dir, [timer])
+        model.fit(_series(data, scaled, data.train_points), verbose=False)
+        wall = time.perf_counter() - t0
+        pred = _holdout(data, model, _series(data, scaled))
+    pred = pred * std[:, None, None] + mean[:, None, None]
+    return {
+        "windows": data.train_windows * task.epochs, "steps": timer.batches, "train_seconds": timer.seconds,
+        "setup_seconds": wall - timer.seconds, "forecasts": pred,
+    }
+
+
+def predict(data: TaskData, repeats: int) -> dict:
+    """``predict`` on one series per hold-out window against ``historical_forecasts(retrain=False)``."""
+    _quiet()
+    task = data.task
+    scaled, _, _ = data.standardized()
+    with tempfile.TemporaryDirectory() as work_dir:
+        model = _model(data, work_dir, [])
+        # A short fit builds the network; speed does not depend on the weights.
+        model.fit(_series(data, scaled, task.length + 8), verbose=False)
+        full = _series(data, scaled)
+        windows = [s[o - task.lookback + 1 : o + 1] for s in full for o in data.origins]
+        cases = {
+            "inference_seconds": lambda: model.predict(
+                n=task.horizon, series=windows, batch_size=INFERENCE_BATCH, verbose=False
+            ),
+            "backtest_seconds": lambda: _holdout(data, model, full),
+        }
+        out = cases["backtest_seconds"]()  # warm-up, and a check of the window count
+        if out.shape != (data.n_series, len(data.origins), task.horizon):
+            raise RuntimeError(f"historical_forecasts gave {out.shape}; the hold-out is {data.actual.shape}")
+        timings: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(repeats):
+            for name, fn in cases.items():
+                t0 = time.perf_counter()
+                fn()
+                timings[name].append(time.perf_counter() - t0)
+    return {"windows": data.holdout_windows, **timings}

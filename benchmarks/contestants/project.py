@@ -1,0 +1,151 @@
+"""This project, through its real entry points: ``fit``, ``predict_starts`` and ``backtest``.
+
+The config is the standard task in the project's own terms: window 168/24
+stride 1, LSTM hidden 64 x 2 layers, direct head, batch 256, Adam 1e-3, one
+epoch, 2 threads, float32 (precision 'auto' on a CPU). Everything else stays
+at the project's defaults (linear skip, anchoring on the last value, chrono
+initialisation, gradient clipping 1.0), except dropout 0 (the peers' default,
+so every contestant does the same arithmetic) and no validation part: the
+budget is one epoch, so early stopping has nothing to choose, and the
+hold-out is the project's own test split (last 10%).
+
+``fit`` takes no callbacks, so the harness times its training steps by
+adding its ``epoch_timer`` to every ``pytorch_lightning.Trainer`` created
+while ``fit`` runs (``_timed_trainers``); nothing in ``forecasting`` changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from benchmarks.contestants import epoch_timer
+from benchmarks.task import TaskData
+
+
+def config(data: TaskData) -> Any:  # noqa: ANN401 - a forecasting.config.ForecasterConfig
+    """The standard task as a ``ForecasterConfig``."""
+    from forecasting.config import parse_config
+
+    task = data.task
+    return parse_config(
+        {
+            "name": "bench-project",
+            "data": {"dataset": f"bench-{task.dataset}", "freq": "h"},
+            "window": {"lookback": task.lookback, "horizon": task.horizon, "stride": 1},
+            "split": {"val_fraction": 0.0, "test_fraction": task.holdout_fraction},
+            "model": {"cell": "lstm", "hidden_size": task.hidden, "num_layers": task.layers, "dropout": 0.0, "head": "direct"},
+            "training": {
+                "max_epochs": task.epochs, "batch_size": task.batch_size, "learning_rate": task.learning_rate,
+                "num_threads": task.threads, "seed": task.seed, "accelerator": "cpu", "devices": 1,
+            },
+            "baseline": {"season_length": task.season},
+        },
+        source="benchmarks.contestants.project",
+    )
+
+
+@contextlib.contextmanager
+def _timed_trainers(timer: Any) -> Iterator[None]:  # noqa: ANN401 - a Lightning callback
+    """Add ``timer`` to the callbacks of every Trainer built inside the block."""
+    import pytorch_lightning as pl
+
+    original = pl.Trainer.__init__
+
+    def init(self: pl.Trainer, *args: Any, callbacks: list | None = None, **kwargs: Any) -> None:
+        original(self, *args, callbacks=[*(callbacks or []), timer], **kwargs)
+
+    pl.Trainer.__init__ = init
+    try:
+        yield
+    finally:
+        pl.Trainer.__init__ = original
+
+
+def _panel_and_starts(data: TaskData, frame: Any) -> tuple[Any, np.ndarray]:  # noqa: ANN401
+    """The project's panel of ``frame`` and the global start rows of the hold-out windows, series-major."""
+    from forecasting.data.schema import validate_observations
+    from forecasting.windows import SeriesPanel
+
+    panel = SeriesPanel.from_frame(validate_observations(frame))
+    if panel.series_ids != data.ids:
+        raise RuntimeError(f"panel series {panel.series_ids[:3]}... are not in the task's order {data.ids[:3]}...")
+    local = data.origins - data.task.lookback + 1  # (n_origins,)
+    return panel, (panel.offsets[:-1, None] + local).ravel()
+
+
+def train(data: TaskData) -> dict:
+    """``forecasting.train.fit`` on the full frame; its test split is the hold-out."""
+    from forecasting.evaluate import predict_starts
+    from forecasting.train import fit
+
+    cfg = config(data)
+    frame = data.frame()
+    timer = epoch_timer()
+    t0 = time.perf_counter()
+    with _timed_trainers(timer):
+        result = fit(cfg, frame)
+    wall = time.perf_counter() - t0
+    trained = result.forecaster
+    panel, starts = _panel_and_starts(data, frame)
+    pred = predict_starts(trained, panel, starts)["mean"]  # (windows, horizon)
+    windows = trained.meta["windows"]["train"]
+    if windows != data.train_windows:
+        raise RuntimeError(f"fit trained on {windows} windows; the task has {data.train_windows}")
+    return {
+        "windows": windows * data.task.epochs, "steps": timer.batches, "train_seconds": timer.seconds,
+        "setup_seconds": wall - timer.seconds, "fit_seconds": trained.meta["train_seconds"],
+        "forecasts": pred.reshape(data.n_series, len(data.origins), data.task.horizon),
+    }
+
+
+def predict(data: TaskData, repeats: int) -> dict:
+    """``predict_starts`` over the hold-out windows (one pass) against ``backtest`` (no refit) over the same origins."""
+    import torch
+
+    from forecasting.backtest import backtest
+    from forecasting.backtest_config import BacktestConfig
+    from forecasting.evaluate import predict_starts
+    from forecasting.forecaster import TrainedForecaster, build_network
+    from forecasting.scaling import SeriesScaler
+    from forecasting.train import config_spec
+    from forecasting.windows import chronological_split, gather
+
+    task = data.task
+    torch.set_flush_denormal(True)  # as fit and the CLI's processes would have it
+    cfg = config(data)
+    frame = data.frame()
+    panel, starts = _panel_and_starts(data, frame)
+    torch.manual_seed(task.seed)
+    net = build_network(cfg)
+    bounds = chronological_split(panel, config_spec(cfg), val_fraction=0.0, test_fraction=task.holdout_fraction)
+    trained = TrainedForecaster(cfg, SeriesScaler.fit(panel, bounds.train_end), net.state_dict())
+    # Untrained weights record no training range, so every origin is scored ('include').
+    settings = BacktestConfig(origins=len(data.origins), stride=1, in_sample="include")
+    network = trained.network()
+    x = gather(torch.from_numpy(trained.scaler.transform(panel)), torch.as_tensor(starts), task.lookback)
+
+    def run_network() -> None:
+        with torch.no_grad():
+            for chunk in torch.split(x, 4096):
+                network(chunk)
+
+    cases = {
+        "inference_seconds": lambda: predict_starts(trained, panel, starts, scaler=trained.scaler),
+        "backtest_seconds": lambda: backtest(frame, settings, trained=trained),
+        "network_seconds": run_network,
+    }
+    result = cases["backtest_seconds"]()  # warm-up, and a check that both cover the same windows
+    if result.n_windows != len(starts):
+        raise RuntimeError(f"backtest scored {result.n_windows} windows; the hold-out has {len(starts)}")
+    timings: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            timings[name].append(time.perf_counter() - t0)
+    return {"windows": len(starts), **timings}

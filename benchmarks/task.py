@@ -1,0 +1,244 @@
+"""The standard benchmark task: the same data, windows, hold-out and budget for every contestant.
+
+Issue "Benchmarks against the peers" fixes it: 64 synthetic hourly series x
+2,000 points (daily + weekly seasonality, trend, noise, fixed seed), LSTM
+hidden 64 x 2 layers, lookback 168, horizon 24 (direct head), batch 256, Adam
+lr 1e-3, stride 1, one epoch, float32, 2 threads; and the bundled real
+hourly weather series for accuracy.
+
+Every series has the same length here, so a task is one ``(n_series,
+n_points)`` array. The hold-out is the last 10% of each series (at least one
+horizon), the rule ``forecasting.windows.chronological_split`` uses for its
+test part: contestants train on the points before it, and are scored on
+every origin whose targets lie inside it (stride 1), in original units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+DATASETS: tuple[str, ...] = ("synthetic", "weather")
+
+
+@dataclass(frozen=True)
+class Task:
+    """Sizes and hyper-parameters shared by every contestant; JSON-able, so workers receive it as is."""
+
+    dataset: str = "synthetic"
+    n_series: int = 64
+    n_points: int = 2000
+    """Points per synthetic series; the weather series keeps its own length unless ``weather_points`` cuts it."""
+    weather_points: int | None = None
+    """Keep only the most recent points of the weather series (quick mode)."""
+    lookback: int = 168
+    horizon: int = 24
+    hidden: int = 64
+    layers: int = 2
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    epochs: int = 1
+    holdout_fraction: float = 0.1
+    season: int = 24
+    seed: int = 0
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        """The fields as JSON-able values: how a job hands the task to its worker process."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Task:
+        """Inverse of ``to_dict``; an unknown key is an error, so a stale results file fails loudly."""
+        return cls(**raw)
+
+    def with_(self, **changes: object) -> Task:
+        """A copy with ``changes`` (e.g. the same task on the weather data)."""
+        return replace(self, **changes)
+
+    @property
+    def length(self) -> int:
+        """Points one window spans: lookback then horizon."""
+        return self.lookback + self.horizon
+
+
+@dataclass(frozen=True, eq=False)
+class TaskData:
+    """One task's series as an array, with the hold-out and the windows every contestant uses."""
+
+    task: Task
+    ids: tuple[str, ...]
+    values: np.ndarray  # (n_series, n_points) float64, original units
+    timestamps: pd.DatetimeIndex  # (n_points,) hourly, UTC, shared by every series
+
+    @property
+    def n_series(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def n_points(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def holdout(self) -> int:
+        """Points per series held out: ``max(horizon, round(fraction * n))``, as the project's test split."""
+        return max(self.task.horizon, int(np.rint(self.task.holdout_fraction * self.n_points)))
+
+    @property
+    def train_points(self) -> int:
+        """Points per series contestants may train on (everything before the hold-out)."""
+        return self.n_points - self.holdout
+
+    @property
+    def train_windows_per_series(self) -> int:
+        """Training windows per series at stride 1: every window whose targets end before the hold-out."""
+        return self.train_points - self.task.length + 1
+
+    @property
+    def train_windows(self) -> int:
+        return self.n_series * self.train_windows_per_series
+
+    @property
+    def origins(self) -> np.ndarray:
+        """``(n_origins,)`` local positions of the last observed point of each hold-out window."""
+        return np.arange(self.train_points - 1, self.n_points - self.task.horizon)
+
+    @property
+    def holdout_windows(self) -> int:
+        return self.n_series * len(self.origins)
+
+    @cached_property
+    def actual(self) -> np.ndarray:
+        """``(n_series, n_origins, horizon)`` the hold-out targets every forecast is scored against."""
+        rows = self.origins[:, None] + 1 + np.arange(self.task.horizon)  # (n_origins, horizon)
+        return self.values[:, rows]
+
+    @cached_property
+    def mase_scale(self) -> np.ndarray:
+        """``(n_series,)`` in-sample seasonal-naive MAE over each series' training part (MASE denominators)."""
+        from forecasting.metrics import seasonal_naive_scale
+
+        flat = self.values.ravel()
+        starts = np.arange(self.n_series) * self.n_points
+        return seasonal_naive_scale(flat, starts, starts + self.train_points, season=self.task.season)
+
+    def standardized(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(values float32, mean, std)``: each series scaled by its training part, as the project's scaler does.
+
+        Given to the contestants that do not scale themselves (the raw loop,
+        Darts), so every network sees inputs on the same scale.
+        """
+        train = self.values[:, : self.train_points]
+        mean = train.mean(axis=1)
+        std = train.std(axis=1)
+        std = np.where(std > 0, std, 1.0)
+        return ((self.values - mean[:, None]) / std[:, None]).astype(np.float32), mean, std
+
+    def frame(self, points: int | None = None) -> pd.DataFrame:
+        """The canonical observation frame (series_id, timestamp UTC, target), the first ``points`` of each series."""
+        n = self.n_points if points is None else points
+        return pd.DataFrame(
+            {
+                "series_id": np.repeat(np.array(self.ids, dtype=object), n),
+                "timestamp": np.tile(self.timestamps[:n], self.n_series),
+                "target": self.values[:, :n].ravel(),
+            }
+        )
+
+    def score(self, predicted: np.ndarray) -> dict[str, float]:
+        """MAE and MASE (seasonal 24 scale) of ``(n_series, n_origins, horizon)`` forecasts, original units."""
+        from forecasting import metrics
+
+        if predicted.shape != self.actual.shape:
+            raise ValueError(f"forecasts have shape {predicted.shape}; the hold-out is {self.actual.shape}")
+        flat_actual = self.actual.reshape(self.n_series, -1)
+        flat_pred = predicted.reshape(self.n_series, -1)
+        return {
+            "mae": metrics.mae(flat_actual, flat_pred),
+            "mase": metrics.mase(flat_actual, flat_pred, scale=self.mase_scale),
+        }
+
+    def seasonal_naive(self) -> np.ndarray:
+        """``(n_series, n_origins, horizon)`` the seasonal-naive forecast: the last season repeated."""
+        season, horizon = self.task.season, self.task.horizon
+        steps = self.origins[:, None] - season + 1 + (np.arange(horizon) % season)  # (n_origins, horizon)
+        return self.values[:, steps]
+
+
+def synthetic_values(n_series: int, n_points: int, seed: int = 0) -> np.ndarray:
+    """``(n_series, n_points)`` noisy daily + weekly seasonality with a trend and a level per series."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_points)
+    rows = []
+    for _ in range(n_series):
+        level, trend = rng.uniform(5, 50), rng.uniform(-0.002, 0.002)
+        phase = rng.uniform(0, 2 * np.pi)
+        rows.append(
+            level
+            + trend * t
+            + 3 * np.sin(2 * np.pi * t / 24 + phase)
+            + 1.5 * np.sin(2 * np.pi * t / 168 + phase / 2)
+            + 0.3 * rng.standard_normal(n_points)
+        )
+    return np.asarray(rows).reshape(n_series, n_points)
+
+
+def standard_frame(n_series: int, n_points: int, seed: int = 0) -> pd.DataFrame:
+    """The synthetic task as a canonical observation frame (what ``benchmarks.backtest_speed`` reads)."""
+    return load(Task(n_series=n_series, n_points=n_points, seed=seed)).frame()
+
+
+def weather_values(points: int | None = None) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """The bundled hourly Seattle temperatures (2010) on a complete hourly grid.
+
+    The source misses one hour (2010-03-14, see ``forecasting.data.sources.bundled``);
+    it is linearly interpolated here so that every contestant, including the
+    peers that need a regular grid, reads the very same 8,760 points.
+    """
+    from forecasting.data.sources.bundled import load_bundled
+
+    frame = load_bundled("seattle_temps")
+    series = frame.set_index("timestamp")["target"]
+    grid = pd.date_range(series.index.min(), series.index.max(), freq="h")
+    filled = series.reindex(grid).interpolate(limit=3)
+    if filled.isna().any():
+        raise ValueError(f"weather series has {int(filled.isna().sum())} points missing after filling gaps of 3")
+    if points is not None:
+        filled = filled.iloc[-points:]
+    return filled.to_numpy()[None, :], pd.DatetimeIndex(filled.index)
+
+
+def load(task: Task) -> TaskData:
+    """The task's series: synthetic (deterministic in ``task.seed``) or the bundled weather series."""
+    if task.dataset == "synthetic":
+        values = synthetic_values(task.n_series, task.n_points, task.seed)
+        stamps = pd.date_range("2024-01-01", periods=task.n_points, freq="h", tz="UTC")
+        ids = tuple(f"bench/s{i:04d}" for i in range(task.n_series))
+        return TaskData(task, ids, values, stamps)
+    if task.dataset == "weather":
+        values, stamps = weather_values(task.weather_points)
+        return TaskData(task, ("weather/seattle-hourly",), values, stamps)
+    raise ValueError(f"dataset must be one of {DATASETS}, got {task.dataset!r}")
+
+
+def lstm_flops(task: Task, n_inputs: int = 1) -> dict[str, float]:
+    """Matrix-multiply FLOPs of the task's LSTM per window: forward, and training (forward + backward).
+
+    Per layer and step an LSTM computes its four gates as ``[x_t, h_{t-1}] @ W``
+    with ``W`` of shape ``(inputs + hidden, 4 * hidden)``: ``2 * 4H * (I + H)``
+    FLOPs. Over ``lookback`` steps and every layer (layer 1 reads ``n_inputs``
+    features, the others ``hidden``), plus the direct head ``2 * H * horizon``.
+    The backward pass costs two such products per forward one (gradients of
+    inputs and of weights), so training is 3x the forward. Elementwise gate
+    work is left out: it is not GEMM work and the ceiling is a GEMM ceiling.
+    """
+    h = task.hidden
+    forward = 0.0
+    for layer in range(task.layers):
+        inputs = n_inputs if layer == 0 else h
+        forward += task.lookback * 2 * 4 * h * (inputs + h)
+    forward += 2 * h * task.horizon
+    return {"forward": forward, "train": 3 * forward}

@@ -1,0 +1,1 @@
+"""Tests of the benchmark harness (no peer library is imported here)."""
