@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
-from benchmarks.contestants import CONTESTANTS, PEERS
+from benchmarks.contestants import CONTESTANTS, PEERS, TRAINING_ONLY
 from benchmarks.task import Task
 from benchmarks.worker import RESULT_PREFIX
 
@@ -134,8 +134,9 @@ def execute(mode: Mode, contestants: list[str], measures: set[str], log_dir: Pat
         order = contestants[r % len(contestants):] + contestants[: r % len(contestants)]
         for name in order:
             run.job("train", mode.task, name, label=f"r{r + 1}")
-    # Flushing denormals changes nothing without a backward pass: raw-ftz is a training contestant only.
-    predictors = [c for c in contestants if c != "raw-ftz"]
+    # Flushing denormals changes nothing without a backward pass, and the forked path is a way of
+    # training the same network: raw-ftz and project-forked are training contestants only.
+    predictors = [c for c in contestants if c not in TRAINING_ONLY]
     for r in range(mode.repeats if "predict" in measures else 0):
         order = predictors[r % len(predictors):] + predictors[: r % len(predictors)]
         for name in order:

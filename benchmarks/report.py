@@ -105,19 +105,25 @@ class Results:
 
 def _goals(res: Results) -> list[str]:
     flops, ceiling = lstm_flops(res.task), res.ceiling()
-    project_train, project_pred = res.train("project"), res.predict("project")
+    project_pred = res.predict("project")
     rows = []
 
     peer, peer_rate = res.best_peer(lambda p: (res.train(p) or {}).get("rate"))
-    if project_train and peer_rate:
-        speed = project_train["rate"] / peer_rate
-        peer_mae = res.train(peer)["mae"]
-        met = speed >= 2 and project_train["mae"] <= peer_mae
-        rows.append(["Training >= 2x the best peer's windows/s at equal or better hold-out MAE",
-                     f"{speed:.2f}x {peer}; MAE {project_train['mae']:.4f} vs {peer_mae:.4f}", _yes(met)])
-    if project_train and ceiling:
-        share = project_train["rate"] * flops["train"] / (ceiling * 1e9)
-        rows.append(["Training >= 40% of the GEMM ceiling", f"{share:.1%} of {ceiling:.0f} GFLOP/s", _yes(share >= 0.4)])
+    # Both training paths of the project: the default (anchored on each window's last value, window by
+    # window) and the forked one that ``fit`` selects when the anchor is shared by all windows.
+    for name, path in (("project", "default path"), ("project-forked", "forked path")):
+        project_train = res.train(name)
+        if project_train and peer_rate:
+            speed = project_train["rate"] / peer_rate
+            peer_mae = res.train(peer)["mae"]
+            met = speed >= 2 and project_train["mae"] <= peer_mae
+            rows.append([f"Training >= 2x the best peer's windows/s at equal or better hold-out MAE ({path})",
+                         f"{speed:.2f}x {peer}; MAE {project_train['mae']:.4f} vs {peer_mae:.4f}", _yes(met)])
+        if project_train and ceiling:
+            share = project_train["rate"] * flops["train"] / (ceiling * 1e9)
+            note = " (effective: window-by-window FLOPs per window; forking does fewer)" if name != "project" else ""
+            rows.append([f"Training >= 40% of the GEMM ceiling ({path})", f"{share:.1%} of {ceiling:.0f} GFLOP/s{note}",
+                         _yes(share >= 0.4)])
 
     def inference_rate(p: str) -> float | None:
         pr = res.predict(p)

@@ -25,6 +25,7 @@ from typing import Any
 
 CONTESTANTS: dict[str, str] = {
     "project": "benchmarks.contestants.project",
+    "project-forked": "benchmarks.contestants.project_forked",
     "raw": "benchmarks.contestants.raw",
     "raw-ftz": "benchmarks.contestants.raw_ftz",
     "darts": "benchmarks.contestants.darts_peer",
@@ -34,6 +35,8 @@ CONTESTANTS: dict[str, str] = {
 
 PEERS: tuple[str, ...] = ("darts", "neuralforecast")
 REFERENCE = "raw"
+TRAINING_ONLY: tuple[str, ...] = ("raw-ftz", "project-forked")
+"""Contestants whose inference is another's (same network, window by window): no predict jobs."""
 
 
 def module(name: str) -> ModuleType:

@@ -27,8 +27,8 @@ from benchmarks.contestants import epoch_timer
 from benchmarks.task import TaskData
 
 
-def config(data: TaskData) -> Any:  # noqa: ANN401 - a forecasting.config.ForecasterConfig
-    """The standard task as a ``ForecasterConfig``."""
+def config(data: TaskData, *, anchor: str = "auto") -> Any:  # noqa: ANN401 - a forecasting.config.ForecasterConfig
+    """The standard task as a ``ForecasterConfig`` (``anchor``: the model's ``anchor`` setting)."""
     from forecasting.config import parse_config
 
     task = data.task
@@ -38,7 +38,8 @@ def config(data: TaskData) -> Any:  # noqa: ANN401 - a forecasting.config.Foreca
             "data": {"dataset": f"bench-{task.dataset}", "freq": "h"},
             "window": {"lookback": task.lookback, "horizon": task.horizon, "stride": 1},
             "split": {"val_fraction": 0.0, "test_fraction": task.holdout_fraction},
-            "model": {"cell": "lstm", "hidden_size": task.hidden, "num_layers": task.layers, "dropout": 0.0, "head": "direct"},
+            "model": {"cell": "lstm", "hidden_size": task.hidden, "num_layers": task.layers, "dropout": 0.0, "head": "direct",
+                      "anchor": anchor},
             "training": {
                 "max_epochs": task.epochs, "batch_size": task.batch_size, "learning_rate": task.learning_rate,
                 "num_threads": task.threads, "seed": task.seed, "accelerator": "cpu", "devices": 1,
@@ -78,12 +79,12 @@ def _panel_and_starts(data: TaskData, frame: Any) -> tuple[Any, np.ndarray]:  # 
     return panel, (panel.offsets[:-1, None] + local).ravel()
 
 
-def train(data: TaskData) -> dict:
+def train(data: TaskData, *, anchor: str = "auto") -> dict:
     """``forecasting.train.fit`` on the full frame; its test split is the hold-out."""
     from forecasting.evaluate import predict_starts
     from forecasting.train import fit
 
-    cfg = config(data)
+    cfg = config(data, anchor=anchor)
     frame = data.frame()
     timer = epoch_timer()
     t0 = time.perf_counter()
@@ -100,6 +101,7 @@ def train(data: TaskData) -> dict:
         "windows": windows * data.task.epochs, "steps": timer.batches, "train_seconds": timer.seconds,
         "setup_seconds": wall - timer.seconds, "fit_seconds": trained.meta["train_seconds"],
         "forecasts": pred.reshape(data.n_series, len(data.origins), data.task.horizon),
+        "training_path": trained.meta.get("training_path"),
     }
 
 
