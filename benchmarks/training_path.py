@@ -10,7 +10,7 @@ horizon 24 direct head, batch 256, Adam 1e-3, stride 1, one epoch, float32,
 2 threads; hold-out = every origin of each series' last 10% (test part).
 
 Variants run alternately, ``--repeats`` times each, repeat ``r`` with seed
-``42 + r``; medians are reported, so background load on a shared machine hits
+``--seed`` (42) ``+ r``; medians are reported, so background load on a shared machine hits
 every variant alike and the MAE column is not one seed's luck. ``w/s`` is
 training windows per second of ``trainer.fit`` (validation epochs included,
 as a user waits for them); ``raw loop`` is a lean PyTorch loop over the same
@@ -40,17 +40,25 @@ STANDARD = {
     "baseline": {"season_length": 24},
 }
 NONE = {"model": {"anchor": "none"}}
+# anchor 'delta': level-free like 'last' (encoder reads step changes), but forkable.
+DELTA = {"model": {"anchor": "delta"}}
 STANDARD_VARIANTS: dict[str, dict] = {
     "standard, anchor last (default)": {},
     "standard, anchor none": {**NONE, "training": {"forking": "off"}},
     "forked 32, anchor none": {**NONE, "training": {"forking_windows": 32}},
     "forked 8, anchor none": {**NONE, "training": {"forking_windows": 8}},
+    "standard, anchor delta": {**DELTA, "training": {"forking": "off"}},
+    "forked 32, anchor delta": {**DELTA, "training": {"forking_windows": 32}},
+    "forked 8, anchor delta": {**DELTA, "training": {"forking_windows": 8}},
 }
 WEATHER_VARIANTS: dict[str, dict] = {
     "standard, anchor last (shipped)": {},
     "standard, anchor none": {**NONE, "training": {"forking": "off"}},
     "forked 8, anchor none": {**NONE, "training": {"forking_windows": 8}},
     "forked 32, anchor none": {**NONE, "training": {"forking_windows": 32}},
+    "standard, anchor delta": {**DELTA, "training": {"forking": "off"}},
+    "forked 8, anchor delta": {**DELTA, "training": {"forking_windows": 8}},
+    "forked 32, anchor delta": {**DELTA, "training": {"forking_windows": 32}},
 }
 
 
@@ -192,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--task", choices=["standard", "weather", "both"], default="both")
     parser.add_argument("--variant", action="append", help="only these variant names (repeatable)")
+    parser.add_argument("--epochs", type=int, help="weather epochs (default: the shipped config's, 2 with --quick)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the first repeat (repeat r: seed + r)")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw-loop reference on the standard task")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import logging
@@ -204,13 +215,14 @@ def main(argv: list[str] | None = None) -> None:
         frame = standard_frame(n_series, n_points)
         base = _merge(STANDARD, {"training": {"num_threads": args.threads}})
         variants = {n: v for n, v in STANDARD_VARIANTS.items() if keep(n)}
-        results = {"raw loop (peer reference)": Runs(), **{n: Runs() for n in variants}}
+        results = ({} if args.no_raw else {"raw loop (peer reference)": Runs()}) | {n: Runs() for n in variants}
         for r in range(args.repeats):
-            raw_loop(frame, results["raw loop (peer reference)"], threads=args.threads, seed=42 + r)
+            if not args.no_raw:
+                raw_loop(frame, results["raw loop (peer reference)"], threads=args.threads, seed=args.seed + r)
             for name, overrides in variants.items():
-                run_fit(_merge(base, overrides), frame, results[name], seed=42 + r)
+                run_fit(_merge(base, overrides), frame, results[name], seed=args.seed + r)
                 print(f"  standard {name} #{r}: {results[name].speed[-1]:,.0f} w/s, test MAE {results[name].test_mae[-1]:.4f}", flush=True)
-        report(f"standard task, {n_series} series x {n_points} points, {args.threads} threads", results, "raw loop (peer reference)")
+        report(f"standard task, {n_series} series x {n_points} points, {args.threads} threads", results, next(iter(results)))
     if args.task in ("weather", "both"):
         import yaml
 
@@ -218,13 +230,14 @@ def main(argv: list[str] | None = None) -> None:
 
         with open("configs/weather.yaml") as fh:
             shipped = yaml.safe_load(fh)
-        shipped = _merge(shipped, {"training": {"num_threads": args.threads, **({"max_epochs": 2} if args.quick else {})}})
+        epochs = args.epochs or (2 if args.quick else None)
+        shipped = _merge(shipped, {"training": {"num_threads": args.threads, **({"max_epochs": epochs} if epochs else {})}})
         frame = load_bundled(shipped["data"]["dataset"])
         variants = {n: v for n, v in WEATHER_VARIANTS.items() if keep(n)}
         results = {n: Runs() for n in variants}
         for r in range(args.repeats):
             for name, overrides in variants.items():
-                run_fit(_merge(shipped, overrides), frame, results[name], seed=42 + r)
+                run_fit(_merge(shipped, overrides), frame, results[name], seed=args.seed + r)
                 print(f"  weather {name} #{r}: {results[name].speed[-1]:,.0f} w/s, test MAE {results[name].test_mae[-1]:.4f}", flush=True)
         report(f"weather (configs/weather.yaml), {args.threads} threads", results, next(iter(results)))
 

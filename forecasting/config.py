@@ -98,10 +98,12 @@ class ModelConfig(_Strict):
         "feedback). 'autoregressive': a seq2seq decoder of the same cell steps through the horizon, fed its "
         "own previous forecast and that step's known-future covariates.",
     )
-    anchor: Literal["auto", "last", "none"] = Field(
+    anchor: Literal["auto", "last", "delta", "none"] = Field(
         "auto",
         description="'last': the network sees and predicts the target relative to the last observed value, "
         "so level shifts beyond the training range (prices) do not push inputs out of distribution. "
+        "'delta': equally level-free, but the encoder reads the target as step-to-step changes (the forecast "
+        "is still the last value + what the network adds), so training can fork (training.forking). "
         "'auto': 'last', except 'none' for the differencing target transforms (already relative).",
     )
     linear_skip: bool = Field(
@@ -299,9 +301,9 @@ def _model_problems(model: ModelConfig, data: DataConfig) -> list[str]:
         problems.append(f"model.quantiles: {model.quantiles} repeats a level")
     if model.point == "median" and 0.5 not in model.quantiles:
         problems.append(f"model.point: 'median' needs 0.5 in model.quantiles (got {model.quantiles})")
-    if model.anchor == "last" and data.target_transform in ("difference", "log-return"):
+    if model.anchor in ("last", "delta") and data.target_transform in ("difference", "log-return"):
         problems.append(
-            f"model.anchor: 'last' with data.target_transform {data.target_transform!r} would anchor on the last "
+            f"model.anchor: {model.anchor!r} with data.target_transform {data.target_transform!r} would anchor on the last "
             "change, not the last level; use 'auto' or 'none'"
         )
     return problems

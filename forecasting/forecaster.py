@@ -43,7 +43,7 @@ def build_network(config: ForecasterConfig, n_series: int = 0) -> RecurrentForec
         dropout=m.dropout,
         bidirectional=m.bidirectional,
         head=m.head,
-        anchor_last=config.anchor_last,
+        anchor="delta" if m.anchor == "delta" else ("last" if config.anchor_last else "none"),
         lookback=config.window.lookback if m.linear_skip else None,
         quantiles=tuple(m.quantiles),
         mean=m.point_kind == "mean",

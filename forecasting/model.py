@@ -26,6 +26,7 @@ from torch.nn import functional as F  # noqa: N812 - the usual alias
 
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 HEADS: tuple[str, ...] = ("direct", "autoregressive")
+ANCHORS: tuple[str, ...] = ("last", "delta", "none")
 
 
 def quantile_name(q: float) -> str:
@@ -49,8 +50,17 @@ class RecurrentForecaster(nn.Module):
     * ``head="autoregressive"``: a decoder of the same cell, started from the
       encoder state, steps through the horizon reading its own previous point
       forecast and that step's known-future inputs (seq2seq).
-    * ``anchor_last``: the target is read and predicted relative to its last
+    * ``anchor``: how the network is kept independent of the series level.
+      ``"last"``: the target is read and predicted relative to its last
       observed value, so a level never seen in training is no problem.
+      ``"delta"``: the encoder reads the target as step-to-step changes
+      ``x_t - x_{t-1}`` (0 at the first step it reads) and the forecast is
+      the last value + head + skip of the lookback relative to that value.
+      Equally translation-invariant, but every encoder input step is the
+      same whichever window it belongs to, so it can be trained forked
+      (``"last"`` subtracts a per-window level from every step and cannot).
+      ``"none"``: raw scaled values in and out. ``anchor_last`` is the older
+      boolean spelling (True: ``"last"``, False: ``"none"``).
     * ``lookback`` given: a linear skip from the lookback target to the horizon
       (LSTNet's highway) that represents naive and seasonal-naive exactly.
     * Every output layer starts at zero: training starts from the anchored
@@ -72,7 +82,8 @@ class RecurrentForecaster(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         head: str = "direct",
-        anchor_last: bool = True,
+        anchor_last: bool | None = None,
+        anchor: str | None = None,
         lookback: int | None = None,
         quantiles: tuple[float, ...] = (),
         mean: bool = True,
@@ -85,13 +96,19 @@ class RecurrentForecaster(nn.Module):
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if anchor is not None and anchor_last is not None:
+            raise ValueError("give anchor or its older spelling anchor_last, not both")
+        if anchor is None:
+            anchor = "none" if anchor_last is False else "last"
+        if anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
         if not mean and 0.5 not in quantiles:
             raise ValueError(f"without a mean output the quantiles {quantiles} must include 0.5 (the point forecast)")
         self.horizon = horizon
         self.n_future = n_future
         self.cell = cell
         self.head_kind = head
-        self.anchor_last = anchor_last
+        self.anchor = anchor
         self.quantiles = tuple(sorted(quantiles))
         self.outputs = output_names(self.quantiles, mean)
         n_out = len(self.outputs)
@@ -152,21 +169,34 @@ class RecurrentForecaster(nn.Module):
         if self.n_future and (future is None or future.shape[1:] != (self.horizon, self.n_future)):
             got = None if future is None else tuple(future.shape)
             raise ValueError(f"future must be (batch, {self.horizon}, {self.n_future}), got {got}")
-        if self.anchor_last:
-            level = past[:, -1:, :1]  # (batch, 1, 1): last observed target
-            past = torch.cat([past[..., :1] - level, past[..., 1:]], dim=-1)  # (batch, lookback, n_features)
+        target = past[..., 0]  # (batch, lookback)
+        if self.anchor == "none":
+            level = past.new_zeros(batch, 1)  # (batch, 1)
+            relative = target
+        else:
+            level = target[:, -1:]  # (batch, 1): last observed target
+            relative = target - level  # (batch, lookback): the lookback as the skip reads it
+        if self.anchor == "last":
+            past = torch.cat([relative[..., None], past[..., 1:]], dim=-1)  # (batch, lookback, n_features)
+        elif self.anchor == "delta":
+            past = torch.cat([_changes(target)[..., None], past[..., 1:]], dim=-1)
+        encoded = past[:, -1, :1]  # (batch, 1): the last target step as the encoder reads it
         past, emb = self._with_embedding(past, series)
 
         _, state = self.encoder(past)  # h_n: (layers * directions, batch, hidden)
-        level = level[:, :, 0] if self.anchor_last else past.new_zeros(batch, 1)  # (batch, 1)
         shift = level.expand(batch, self.horizon)  # (batch, horizon): added to every output column
         if self.skip is not None:
-            shift = shift + self.skip(past[:, -self.skip.in_features :, 0])
+            shift = shift + self.skip(relative[:, -self.skip.in_features :])
 
         if self.head_kind == "direct":
             h_n = state[0] if isinstance(state, tuple) else state
             return self._direct(self._top_layer(h_n), future, shift)
-        return self._decode(state, future, emb, shift, level, past[:, -1, :1])
+        return self._decode(state, future, emb, shift, level, encoded)
+
+    @property
+    def anchor_last(self) -> bool:
+        """Whether every encoder input is relative to the window's last value (``anchor="last"``): forbids forking."""
+        return self.anchor == "last"
 
     def fork_blocker(self) -> str | None:
         """Why ``forward_forked`` would not equal ``forward`` window by window, or None when it does.
@@ -174,12 +204,14 @@ class RecurrentForecaster(nn.Module):
         Forking shares one encoder pass among windows, so the encoder input of
         each step must be the same whichever window it belongs to, and each
         window's head must need only the encoder's top-layer output at its
-        origin. Anchoring subtracts a per-window level from every input step,
+        origin. Anchoring on the last value subtracts a per-window level from
+        every input step (``anchor="delta"`` reads changes, which do not depend
+        on the window, and forks),
         the backward direction of a bidirectional encoder starts at each
         window's end, and the autoregressive decoder starts from every layer's
         (h, c) at the origin, which a fused multi-layer cell does not return.
         """
-        if self.anchor_last:
+        if self.anchor == "last":
             return "inputs are anchored on each window's last value (model.anchor)"
         if self.encoder.bidirectional:
             return "a bidirectional encoder reads each window backwards from its own end"
@@ -217,14 +249,23 @@ class RecurrentForecaster(nn.Module):
         if self.n_future and (future is None or future.shape[1:] != (k, self.horizon, self.n_future)):
             got = None if future is None else tuple(future.shape)
             raise ValueError(f"future must be (chunks, {k}, {self.horizon}, {self.n_future}), got {got}")
+        target = past[..., 0]  # (chunks, steps)
+        if self.anchor == "delta":
+            # Changes within the chunk: step t reads x_t - x_{t-1} for every window holding it,
+            # so window j reads what forward() reads on the chunk's first lookback + j * stride steps.
+            past = torch.cat([_changes(target)[..., None], past[..., 1:]], dim=-1)
         past, _ = self._with_embedding(past, series)
         out, _ = self.encoder(past)  # (chunks, steps, hidden): the top layer at every step
         context = out[:, lookback - 1 :: stride]  # (chunks, k, hidden): the state at each window's origin
-        shift = past.new_zeros(chunks, k, self.horizon)
+        if self.anchor == "delta":
+            level = target[:, lookback - 1 :: stride]  # (chunks, k): each window's last value
+        else:
+            level = past.new_zeros(chunks, k)
+        shift = level[..., None].expand(chunks, k, self.horizon)
         if self.skip is not None:
-            # Each window's last skip.in_features target steps: (chunks, k, in_features).
+            # Each window's last skip.in_features target steps, relative to its level: (chunks, k, in_features).
             width = self.skip.in_features
-            shift = shift + self.skip(past[:, lookback - width :, 0].unfold(1, width, stride))
+            shift = shift + self.skip(target[:, lookback - width :].unfold(1, width, stride) - level[..., None])
         return self._direct(context, future, shift)
 
     def _with_embedding(
@@ -273,13 +314,15 @@ class RecurrentForecaster(nn.Module):
         """Autoregressive horizon: one decoder step per horizon step, fed the previous point forecast.
 
         shift: (batch, horizon) level + skip; level: (batch, 1) anchor (zeros without);
-        last: (batch, 1) last lookback target as the encoder read it (0 when anchored).
+        last: (batch, 1) last lookback target as the encoder read it (0 when anchored on
+        it, the last change with ``anchor="delta"``).
         """
         if isinstance(state, tuple):  # LSTM: (h, c)
             hidden = (self._decoder_state(state[0]), self._decoder_state(state[1]))
         else:
             hidden = self._decoder_state(state)
         previous = last  # (batch, 1)
+        base = level  # (batch, 1): what the fed-back forecast is read relative to
         outputs = []
         for h in range(self.horizon):
             parts = [previous]
@@ -292,8 +335,12 @@ class RecurrentForecaster(nn.Module):
             raw = self.projection(self.dropout(out[:, 0]))[:, None]  # (batch, 1, n_out)
             step = self._monotone(raw)[:, 0] + shift[:, h : h + 1]  # (batch, n_out)
             outputs.append(step)
-            # Fed back as the encoder saw the target: relative to the anchor.
-            previous = step[:, self.point_index : self.point_index + 1] - level
+            # Fed back as the encoder saw the target: relative to the anchor, or the
+            # change from the previous step (the last observed value, then the last forecast).
+            point = step[:, self.point_index : self.point_index + 1]
+            previous = point - base
+            if self.anchor == "delta":
+                base = point
         return torch.stack(outputs, dim=1)  # (batch, horizon, n_out)
 
     def _monotone(self, raw: torch.Tensor) -> torch.Tensor:
@@ -305,6 +352,11 @@ class RecurrentForecaster(nn.Module):
         up = centre + torch.cumsum(F.softplus(raw[..., c + 1 : n]), dim=-1)
         down = centre - torch.cumsum(F.softplus(raw[..., q0:c].flip(-1)), dim=-1).flip(-1)
         return torch.cat([raw[..., :q0], down, centre, up], dim=-1)
+
+
+def _changes(target: torch.Tensor) -> torch.Tensor:
+    """``(batch, steps)`` -> step-to-step changes ``x_t - x_{t-1}``, 0 at the first step (it has no predecessor)."""
+    return torch.cat([torch.zeros_like(target[:, :1]), target.diff(dim=1)], dim=1)
 
 
 @torch.no_grad()

@@ -95,13 +95,15 @@ def resolve_forking(config: ForecasterConfig) -> tuple[int, str]:
     per-window masks (padding), on CPU and GPU alike; ``training.forking: off``
     turns it off. The only difference from the standard path: window ``j`` of
     a chunk was read after ``j * stride`` more steps than its lookback.
+    ``model.anchor: delta`` keeps the level-free inputs of ``last`` and forks:
+    its encoder reads changes, the same for every window holding a step.
     """
     t, m = config.training, config.model
     k = min(t.forking_windows, t.batch_size)
     if t.forking == "off":
         return 1, "training.forking is off"
     if config.anchor_last:
-        return 1, "inputs are anchored on each window's last value (model.anchor resolves to 'last')"
+        return 1, "inputs are anchored on each window's last value (model.anchor resolves to 'last'; 'delta' forks)"
     if m.bidirectional:
         return 1, "a bidirectional encoder reads each window backwards from its own end"
     if m.head != "direct":

@@ -334,3 +334,90 @@ def test_only_networks_whose_windows_share_encoder_inputs_can_fork(kwargs, block
     assert blocked in reason
     with pytest.raises(ValueError, match="cannot be trained forked"):
         net.forward_forked(torch.randn(1, 8, 3, dtype=torch.float64), torch.randn(1, 3, 4, 2, dtype=torch.float64), lookback=6)
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_delta_anchor_forks_exactly(stride, cell):
+    """anchor='delta': window j of a chunk = forward() on the chunk's first lookback + j * stride steps, float64 to 1e-10."""
+    net, k, lookback = _forkable(cell=cell, anchor_last=None, anchor="delta"), 5, 6
+    assert net.fork_blocker() is None
+    past = torch.randn(2, lookback + (k - 1) * stride, 3, dtype=torch.float64) * 3 + 10  # far from 0: the level matters
+    future = torch.randn(2, k, 4, 2, dtype=torch.float64)
+    series = torch.tensor([1, 2])
+    forked = net.forward_forked(past, future, series, lookback=lookback, stride=stride)
+    for j in range(k):
+        alone = net(past[:, : lookback + j * stride], future[:, j], series)
+        torch.testing.assert_close(forked[:, j], alone, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("head", ["direct", "autoregressive"])
+def test_delta_anchor_is_translation_invariant_and_reads_changes(head):
+    """Adding c to the target shifts every output by exactly c; the encoder sees changes (first step 0), the skip the lookback minus its last value."""
+    torch.manual_seed(4)
+    net = RecurrentForecaster(2, 3, n_future=1, hidden_size=5, head=head, anchor="delta", lookback=6, quantiles=(0.1, 0.5, 0.9)).double()
+    for p in net.parameters():
+        torch.nn.init.uniform_(p, -0.5, 0.5)
+    net.eval()
+    past, future = torch.randn(4, 6, 2, dtype=torch.float64), torch.randn(4, 3, 1, dtype=torch.float64)
+    shifted = past.clone()
+    shifted[..., 0] += 7.25
+    torch.testing.assert_close(net(shifted, future), net(past, future) + 7.25, rtol=0, atol=1e-10)
+    seen = []
+    hook = net.encoder.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    net(past, future)
+    hook.remove()
+    changes = torch.cat([torch.zeros(4, 1, dtype=torch.float64), past[:, 1:, 0] - past[:, :-1, 0]], dim=1)
+    torch.testing.assert_close(seen[0][..., 0], changes, rtol=0, atol=0)
+    torch.testing.assert_close(seen[0][..., 1], past[..., 1], rtol=0, atol=0)  # covariates unchanged
+
+
+def test_delta_anchor_direct_head_is_the_documented_arithmetic():
+    """forecast = last value + head(encoder over changes) + skip(lookback - last value), in float64."""
+    torch.manual_seed(5)
+    net = RecurrentForecaster(2, 3, hidden_size=4, num_layers=1, anchor="delta", lookback=5).double()
+    for p in net.parameters():
+        torch.nn.init.uniform_(p, -0.5, 0.5)
+    net.eval()
+    x = torch.randn(3, 5, 2, dtype=torch.float64)
+    level = x[:, -1:, 0]
+    changes = torch.cat([torch.zeros(3, 1, dtype=torch.float64), x[:, 1:, 0] - x[:, :-1, 0]], dim=1)
+    _, (h, _) = net.encoder(torch.stack([changes, x[..., 1]], dim=-1))
+    expected = level + net.head(h[-1]) + net.skip(x[..., 0] - level)
+    torch.testing.assert_close(net(x)[..., 0], expected, rtol=0, atol=1e-12)
+
+
+def test_gradcheck_delta_forked_and_window_paths_float64():
+    """Analytic gradients through the delta anchor (changes, per-window levels, relative skip), forked and window by window."""
+    net = _forkable(hidden_size=3, lookback=4, anchor_last=None, anchor="delta")
+    loss_fn = ForecastLoss(net.outputs, net.quantiles)
+    names = [n for n, _ in net.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_(True) for p in net.parameters())
+    past = torch.randn(2, 4 + 2 * 2, 3, dtype=torch.float64, requires_grad=True)  # k = 3 windows, stride 2
+    future = torch.randn(2, 3, 4, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(2, 3, 4, dtype=torch.float64)
+    series = torch.tensor([1, 2])
+
+    def forked_loss(past, future, *weights):
+        net.forward, forward = net.forward_forked, net.forward  # functional_call calls forward
+        try:
+            out = functional_call(net, dict(zip(names, weights, strict=True)), (past, future, series), {"lookback": 4, "stride": 2}, strict=False)
+        finally:
+            net.forward = forward
+        return loss_fn(out, y)
+
+    def window_loss(past, future, *weights):
+        out = functional_call(net, dict(zip(names, weights, strict=True)), (past[:, -4:], future[:, 0], series))
+        return loss_fn(out, y[:, 0])
+
+    assert torch.autograd.gradcheck(forked_loss, (past, future, *params), eps=1e-6, atol=1e-6, rtol=1e-5)
+    assert torch.autograd.gradcheck(window_loss, (past, future, *params), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_anchor_spellings():
+    assert RecurrentForecaster(1, 2, anchor_last=False).anchor == "none"
+    assert RecurrentForecaster(1, 2).anchor == "last" and RecurrentForecaster(1, 2).anchor_last
+    with pytest.raises(ValueError, match="anchor must be one of"):
+        RecurrentForecaster(1, 2, anchor="first")
+    with pytest.raises(ValueError, match="not both"):
+        RecurrentForecaster(1, 2, anchor="delta", anchor_last=True)

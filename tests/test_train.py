@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from forecasting.config import parse_config
-from forecasting.errors import DataValidationError, ForecastingError
+from forecasting.errors import ConfigError, DataValidationError, ForecastingError
 from forecasting.train import fit, resolve_precision
 from tests.conftest import synthetic_frame, tiny_config_dict
 
@@ -232,8 +232,13 @@ def test_a_freq_that_does_not_match_the_data_is_named():
         ({"model": {"anchor": "none", "bidirectional": True}}, 1),
         ({"model": {"anchor": "none", "head": "autoregressive"}}, 1),
         ({"data": {"target_transform": "log-return"}, "window": {"min_length": 24}}, 1),
+        ({"model": {"anchor": "delta"}}, 32),  # level-free like 'last', but its encoder inputs are shared
+        ({"model": {"anchor": "delta", "head": "autoregressive"}}, 1),
     ],
-    ids=["anchor-none", "difference", "embedding-quantiles-calendar", "8-windows", "batch-16", "anchor-last", "off", "bidirectional", "seq2seq", "padded"],
+    ids=[
+        "anchor-none", "difference", "embedding-quantiles-calendar", "8-windows", "batch-16", "anchor-last", "off",
+        "bidirectional", "seq2seq", "padded", "anchor-delta", "delta-seq2seq",
+    ],
 )
 def test_forking_is_chosen_exactly_where_the_network_allows_it(overrides, windows):
     from forecasting.forecaster import build_network
@@ -275,6 +280,15 @@ def test_chunks_hold_exactly_the_windows_of_the_index():
         assert torch.equal(y_c[c, j], y_w[i]) and torch.equal(future_c[c, j], future_w[i])
         assert torch.equal(past_c[c, j * 2 : j * 2 + 5], past_w[i])
     assert float(weight_c.sum()) == len(index)
+
+
+def test_delta_anchor_trains_forked_and_is_rejected_on_differenced_targets():
+    config = parse_config(_tiny(model={"anchor": "delta"}, training={"max_epochs": 1, "forking_windows": 8}))
+    result = fit(config, synthetic_frame())
+    assert result.forecaster.meta["training_path"]["forked_windows"] == 8
+    assert np.isfinite(result.forecaster.metrics["val_mae"])
+    with pytest.raises(ConfigError, match="model.anchor: 'delta' with data.target_transform 'difference'"):
+        parse_config(_tiny(model={"anchor": "delta"}, data={"target_transform": "difference"}))
 
 
 def test_forked_training_is_reproducible_and_learns():
