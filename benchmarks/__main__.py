@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
-from benchmarks.contestants import CONTESTANTS, PEERS, TRAINING_ONLY
+from benchmarks.contestants import CONTESTANTS, INFERENCE_ONLY, PEERS, TRAINING_ONLY
 from benchmarks.task import Task
 from benchmarks.worker import RESULT_PREFIX
 
@@ -128,21 +128,23 @@ def execute(mode: Mode, contestants: list[str], measures: set[str], log_dir: Pat
     """Every job of the run, in the order that keeps the comparisons fair."""
     run = Run(mode, log_dir, env)
     run.job("machine", mode.task)
+    # project-bf16 is an inference setting of the project's network: no training jobs of its own.
+    trainers = [c for c in contestants if c not in INFERENCE_ONLY]
     if "ceiling" in measures:
         run.job("ceiling", mode.task, label="start")
-    for r in range(mode.repeats if "train" in measures else 0):
-        order = contestants[r % len(contestants):] + contestants[: r % len(contestants)]
+    for r in range(mode.repeats if "train" in measures and trainers else 0):
+        order = trainers[r % len(trainers):] + trainers[: r % len(trainers)]
         for name in order:
             run.job("train", mode.task, name, label=f"r{r + 1}")
     # Flushing denormals changes nothing without a backward pass, and the forked path is a way of
     # training the same network: raw-ftz and project-forked are training contestants only.
     predictors = [c for c in contestants if c not in TRAINING_ONLY]
-    for r in range(mode.repeats if "predict" in measures else 0):
+    for r in range(mode.repeats if "predict" in measures and predictors else 0):
         order = predictors[r % len(predictors):] + predictors[: r % len(predictors)]
         for name in order:
             run.job("predict", mode.task, name, label=f"r{r + 1}", repeats=mode.inner)
     if "weather" in measures:
-        for name in contestants:
+        for name in trainers:
             run.job("train", mode.weather, name, label="weather")
     if "memory" in measures:
         for n in mode.memory_series:

@@ -58,11 +58,14 @@ def run_network(
     lookback: int,
     past_columns: list[int],
     first_change_unknown: bool = False,
-    batch_size: int = 4096,
+    batch_size: int = 1024,
+    precision: str = "32",
 ) -> np.ndarray:
     """``(B, horizon, outputs)`` scaled outputs for windows whose lookback starts at rows ``starts``.
 
-    One gather and one forward pass per chunk of ``batch_size`` windows.
+    One gather and one forward pass per chunk of ``batch_size`` windows (it bounds the peak memory:
+    the LSTM keeps every step's activations of a pass). ``precision`` ``"bf16"`` runs the network
+    under bfloat16 autocast (``inference.precision``); outputs are float64 either way.
     ``first_change_unknown`` (differencing transforms) zeroes each window's
     first change, as in training: a history of exactly ``lookback`` points
     has no predecessor for it, so only the last ``lookback`` points matter.
@@ -74,6 +77,7 @@ def run_network(
         # beyond 1e-38 and, like fit(), is left on for the process.
         torch.set_flush_denormal(True)
     table = torch.from_numpy(values[:, past_columns])  # (n_points, n_past)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     out = []
     for lo in range(0, len(starts), batch_size):
         chunk = slice(lo, lo + batch_size)
@@ -82,7 +86,8 @@ def run_network(
             past[:, 0, 0] = 0.0
         fut = torch.from_numpy(future[chunk])  # (batch, horizon, n_future)
         series = torch.from_numpy(codes[chunk])  # (batch,)
-        out.append(net(past.to(device), fut.to(device), series.to(device)).float().cpu().numpy())
+        with autocast:
+            out.append(net(past.to(device), fut.to(device), series.to(device)).float().cpu().numpy())
     if not out:
         return np.empty((0, net.horizon, len(net.outputs)))
     return np.concatenate(out).astype(np.float64)
@@ -140,6 +145,7 @@ def predict_starts(
     pred = run_network(
         net, inputs.values, starts, fut, codes, lookback=spec.lookback, past_columns=layout.past_columns,
         first_change_unknown=transforms.is_cumulative(kind),
+        batch_size=trained.config.inference.batch_size, precision=trained.config.inference.precision,
     )
     if len(starts):
         rows = inputs.scaler._positions(ids)  # noqa: SLF001 - same package

@@ -198,3 +198,59 @@ def test_differenced_model_reads_only_the_last_lookback_points():
     tail = forecast(trained, latest_history(frame, config.window.lookback))
     assert np.allclose(full["mean"], tail["mean"], rtol=1e-6)
     assert abs(full.groupby("series_id")["mean"].mean().to_numpy() - [10, 20, 30]).max() < 3.5
+
+
+def _with_inference(trained, **settings):
+    from dataclasses import replace
+
+    from forecasting.config import InferenceConfig
+
+    return replace(trained, config=trained.config.model_copy(update={"inference": InferenceConfig(**settings)}))
+
+
+def _every_window(trained, frame):
+    from forecasting.windows import SeriesPanel
+
+    panel = SeriesPanel.from_frame(frame[["series_id", "timestamp", "target"]])
+    lookback = trained.spec.lookback
+    starts = np.concatenate([np.arange(o, e - lookback + 1) for o, e in zip(panel.offsets[:-1], panel.offsets[1:], strict=True)])
+    return panel, starts
+
+
+def test_inference_chunk_size_does_not_change_forecasts(tiny_fit):
+    """``inference.batch_size`` only bounds memory: 7-window chunks forecast what one 1,024-window pass does."""
+    from forecasting.evaluate import predict_starts
+
+    _, frame, result = tiny_fit
+    panel, starts = _every_window(result.forecaster, frame)
+    assert len(starts) > 1000  # several default chunks
+    whole = predict_starts(result.forecaster, panel, starts)["mean"]
+    small = predict_starts(_with_inference(result.forecaster, batch_size=7), panel, starts)["mean"]
+    np.testing.assert_allclose(small, whole, rtol=0, atol=1e-5)
+
+
+def test_bf16_inference_runs_in_bfloat16_and_stays_close(tiny_fit):
+    """``inference.precision: bf16`` really changes the arithmetic (results differ from float32) yet
+    moves no forecast by more than a small fraction of the series' seasonal amplitude (3)."""
+    from forecasting.evaluate import predict_starts
+
+    _, frame, result = tiny_fit
+    panel, starts = _every_window(result.forecaster, frame)
+    fp32 = predict_starts(result.forecaster, panel, starts)["mean"]
+    bf16 = predict_starts(_with_inference(result.forecaster, precision="bf16"), panel, starts)["mean"]
+    assert bf16.dtype == np.float64 and np.isfinite(bf16).all()
+    diff = np.abs(bf16 - fp32)
+    assert diff.max() > 1e-6  # bfloat16 has 8 bits of mantissa: a float32 run would match to ~1e-6
+    assert diff.max() < 0.05 * 3.0, diff.max()
+    assert diff.mean() < 0.01 * 3.0, diff.mean()
+
+
+def test_inference_settings_are_validated_with_the_config():
+    from forecasting.config import parse_config
+    from forecasting.errors import ConfigError
+    from tests.conftest import tiny_config_dict
+
+    with pytest.raises(ConfigError) as info:
+        parse_config(tiny_config_dict(inference={"precision": "fp16", "batch_size": 0}))
+    message = str(info.value)
+    assert "inference.precision" in message and "inference.batch_size" in message

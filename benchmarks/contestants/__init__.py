@@ -26,6 +26,7 @@ from typing import Any
 CONTESTANTS: dict[str, str] = {
     "project": "benchmarks.contestants.project",
     "project-forked": "benchmarks.contestants.project_forked",
+    "project-bf16": "benchmarks.contestants.project_bf16",
     "raw": "benchmarks.contestants.raw",
     "raw-ftz": "benchmarks.contestants.raw_ftz",
     "darts": "benchmarks.contestants.darts_peer",
@@ -37,6 +38,8 @@ PEERS: tuple[str, ...] = ("darts", "neuralforecast")
 REFERENCE = "raw"
 TRAINING_ONLY: tuple[str, ...] = ("raw-ftz", "project-forked")
 """Contestants whose inference is another's (same network, window by window): no predict jobs."""
+INFERENCE_ONLY: tuple[str, ...] = ("project-bf16",)
+"""Contestants whose training is another's (an inference setting): no training jobs."""
 
 
 def module(name: str) -> ModuleType:

@@ -27,8 +27,9 @@ from benchmarks.contestants import epoch_timer
 from benchmarks.task import TaskData
 
 
-def config(data: TaskData, *, anchor: str = "auto") -> Any:  # noqa: ANN401 - a forecasting.config.ForecasterConfig
-    """The standard task as a ``ForecasterConfig`` (``anchor``: the model's ``anchor`` setting)."""
+def config(data: TaskData, *, anchor: str = "auto", precision: str = "32") -> Any:  # noqa: ANN401 - a ForecasterConfig
+    """The standard task as a ``ForecasterConfig`` (``anchor``: the model's ``anchor`` setting,
+    ``precision``: its ``inference.precision``)."""
     from forecasting.config import parse_config
 
     task = data.task
@@ -44,6 +45,7 @@ def config(data: TaskData, *, anchor: str = "auto") -> Any:  # noqa: ANN401 - a 
                 "max_epochs": task.epochs, "batch_size": task.batch_size, "learning_rate": task.learning_rate,
                 "num_threads": task.threads, "seed": task.seed, "accelerator": "cpu", "devices": 1,
             },
+            "inference": {"precision": precision},
             "baseline": {"season_length": task.season},
         },
         source="benchmarks.contestants.project",
@@ -105,8 +107,9 @@ def train(data: TaskData, *, anchor: str = "auto") -> dict:
     }
 
 
-def predict(data: TaskData, repeats: int) -> dict:
-    """``predict_starts`` over the hold-out windows (one pass) against ``backtest`` (no refit) over the same origins."""
+def predict(data: TaskData, repeats: int, *, precision: str = "32") -> dict:
+    """``predict_starts`` over the hold-out windows (one pass) against ``backtest`` (no refit) over the same origins,
+    in the model's ``inference.precision`` (``precision``)."""
     import torch
 
     from forecasting.backtest import backtest
@@ -119,7 +122,7 @@ def predict(data: TaskData, repeats: int) -> dict:
 
     task = data.task
     torch.set_flush_denormal(True)  # as fit and the CLI's processes would have it
-    cfg = config(data)
+    cfg = config(data, precision=precision)
     frame = data.frame()
     panel, starts = _panel_and_starts(data, frame)
     torch.manual_seed(task.seed)
@@ -132,8 +135,9 @@ def predict(data: TaskData, repeats: int) -> dict:
     x = gather(torch.from_numpy(trained.scaler.transform(panel)), torch.as_tensor(starts), task.lookback)
 
     def run_network() -> None:
-        with torch.no_grad():
-            for chunk in torch.split(x, 4096):
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+        with torch.no_grad(), autocast:
+            for chunk in torch.split(x, cfg.inference.batch_size):
                 network(chunk)
 
     cases = {
