@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
-from benchmarks.contestants import CONTESTANTS, INFERENCE_ONLY, PEERS, TRAINING_ONLY
+from benchmarks.contestants import CONTESTANTS, PEERS, TRAINING_ONLY
 from benchmarks.task import Task
 from benchmarks.worker import RESULT_PREFIX
 
@@ -128,8 +128,7 @@ def execute(mode: Mode, contestants: list[str], measures: set[str], log_dir: Pat
     """Every job of the run, in the order that keeps the comparisons fair."""
     run = Run(mode, log_dir, env)
     run.job("machine", mode.task)
-    # project-bf16 is an inference setting of the project's network: no training jobs of its own.
-    trainers = [c for c in contestants if c not in INFERENCE_ONLY]
+    trainers = list(contestants)
     if "ceiling" in measures:
         run.job("ceiling", mode.task, label="start")
     for r in range(mode.repeats if "train" in measures and trainers else 0):

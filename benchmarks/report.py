@@ -17,7 +17,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from benchmarks.contestants import CONTESTANTS, INFERENCE_ONLY, REFERENCE
+from benchmarks.contestants import CONTESTANTS, REFERENCE
 from benchmarks.task import Task, lstm_flops
 
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
@@ -109,9 +109,11 @@ def _goals(res: Results) -> list[str]:
     rows = []
 
     peer, peer_rate = res.best_peer(lambda p: (res.train(p) or {}).get("rate"))
-    # Both training paths of the project: the default (anchored on each window's last value, window by
-    # window) and the forked one that ``fit`` selects when the anchor is shared by all windows.
-    for name, path in (("project", "default path"), ("project-forked", "forked path")):
+    # The project's training paths: the default (anchored on each window's last value, window by window,
+    # float32), the forked one that ``fit`` selects when the anchor is shared by all windows, and the
+    # default in bf16 (what precision 'auto' picks on hardware that computes bf16).
+    for name, path in (("project", "default path"), ("project-forked", "forked path"),
+                       ("project-bf16", "default path in bf16")):
         project_train = res.train(name)
         if project_train and peer_rate:
             speed = project_train["rate"] / peer_rate
@@ -131,7 +133,7 @@ def _goals(res: Results) -> list[str]:
 
     peer, peer_rate = res.best_peer(inference_rate)
     # Both inference settings of the project: float32 (the default) and bfloat16 autocast.
-    for name, setting in (("project", "float32, the default"), ("project-bf16", "inference.precision bf16")):
+    for name, setting in (("project", "float32, the default"), ("project-bf16", "bf16")):
         rate = inference_rate(name)
         if rate and peer_rate:
             speed = rate / peer_rate
@@ -192,8 +194,6 @@ def _training(res: Results, dataset: str = "synthetic") -> list[str]:
     _, peer_rate = res.best_peer(lambda p: (res.train(p, dataset) or {}).get("rate"))
     rows = []
     for name in res.contestants:
-        if name in INFERENCE_ONLY:
-            continue  # an inference setting: its training is the project's
         t = res.train(name, dataset)
         if t is None:
             rows.append([name, *["-"] * 11])  # the job failed: the run log says why
@@ -276,8 +276,8 @@ def _memory(res: Results) -> list[str]:
             "half of what materialising every training window (lookback x 4 bytes each) would add per point (with "
             "series of equal length windows grow as fast as points, so only the bytes per point tell the two "
             "apart), and what predicting allocates above the resident data (its transient peak) must grow less "
-            "than 25% for 10x the points (it is bounded by `predict_starts`' chunk of 4,096 windows, which both "
-            "sizes fill)."]
+            "than 25% for 10x the points (it is bounded by `predict_starts`' chunk, `inference.batch_size`: 1,024 "
+            "windows by default, 4,096 before 2026-12-02; both sizes fill it)."]
 
 
 def _ceiling(res: Results) -> list[str]:

@@ -159,16 +159,21 @@ class TrainingConfig(_Strict):
     accelerator: str = Field("auto", description="Lightning accelerator: auto picks a GPU when there is one.")
     devices: int | str = Field("auto")
     strategy: str = Field("auto", description="Lightning strategy, e.g. 'ddp' for several GPUs.")
-    precision: str = Field("auto", description="'auto': bf16-mixed on CUDA, 32-true on CPU; or any Lightning precision.")
+    precision: str = Field(
+        "auto",
+        description="'auto': bf16-mixed where bf16 is native (CUDA with bf16, CPUs with AVX512-BF16 or AMX), "
+        "16-mixed on older CUDA devices, 32-true elsewhere; or any Lightning precision. The machine can override "
+        "it (FORECASTING_PRECISION).",
+    )
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default all cores. Two trainings at once must split them.")
     deterministic: bool = Field(True)
     forking: Literal["auto", "off"] = Field(
         "auto",
         description="Forking sequences (MQ-RNN): 'auto' trains stride-overlapping windows of a series in chunks "
         "that share one encoder pass, the head reading the state at each window's origin: the same windows and "
-        "optimizer steps, several times faster. Used whenever the network allows it exactly (model.anchor 'none' "
-        "or a differencing transform, direct head, one direction, no padding masks); 'off' trains every window "
-        "on its own. Inference is unchanged either way.",
+        "optimizer steps, several times faster. Used whenever the network allows it (model.anchor 'delta' or "
+        "'none', or a differencing transform; direct head, one direction, no padding masks); 'off' trains every "
+        "window on its own. Inference is unchanged either way.",
     )
     forking_windows: int = Field(
         32,

@@ -24,7 +24,10 @@ TASK_WORKERS_ENV = "FORECASTING_TASK_WORKERS"
 DASK_ADDRESS_ENV = "FORECASTING_DASK_ADDRESS"
 SERIES_PER_TASK_ENV = "FORECASTING_SERIES_PER_TASK"
 LOCK_DATABASE_ENV = "FORECASTING_LOCK_DATABASE_URL"
-HARDWARE_ENV = {"accelerator": "FORECASTING_ACCELERATOR", "devices": "FORECASTING_DEVICES", "strategy": "FORECASTING_STRATEGY"}
+HARDWARE_ENV = {
+    "accelerator": "FORECASTING_ACCELERATOR", "devices": "FORECASTING_DEVICES", "strategy": "FORECASTING_STRATEGY",
+    "precision": "FORECASTING_PRECISION",
+}
 TASK_RUNNERS = ("sequential", "thread", "dask")
 
 
@@ -50,8 +53,8 @@ class Settings:
     """PostgreSQL database whose advisory locks serialise promotions across machines (see
     ``lock_database_url``); None: a file lock in ``<home>/locks``, which holds on one machine only."""
     hardware: tuple[tuple[str, str], ...] = ()
-    """``training.accelerator/devices/strategy`` overrides of this machine (``FORECASTING_ACCELERATOR``,
-    ``FORECASTING_DEVICES``, ``FORECASTING_STRATEGY``): hardware belongs to the machine, not the model,
+    """``training.accelerator/devices/strategy/precision`` overrides of this machine (``FORECASTING_ACCELERATOR``,
+    ``FORECASTING_DEVICES``, ``FORECASTING_STRATEGY``, ``FORECASTING_PRECISION``): hardware belongs to the machine, not the model,
     so one config trains on a CPU box and, with ``strategy=ddp_spawn devices=4``, on a 4-GPU worker."""
 
     @classmethod

@@ -8,7 +8,8 @@ from forecasting.errors import ConfigError
 from forecasting.settings import Settings
 
 ENV = ("FORECASTING_TASK_RUNNER", "FORECASTING_TASK_WORKERS", "FORECASTING_DASK_ADDRESS", "FORECASTING_SERIES_PER_TASK",
-       "FORECASTING_LOCK_DATABASE_URL", "FORECASTING_ACCELERATOR", "FORECASTING_DEVICES", "FORECASTING_STRATEGY")
+       "FORECASTING_LOCK_DATABASE_URL", "FORECASTING_ACCELERATOR", "FORECASTING_DEVICES", "FORECASTING_STRATEGY",
+       "FORECASTING_PRECISION")
 
 
 @pytest.fixture
@@ -70,9 +71,10 @@ def test_training_hardware_comes_from_the_machine(env, tmp_path):
     env.setenv("FORECASTING_ACCELERATOR", "gpu")
     env.setenv("FORECASTING_DEVICES", "4")
     env.setenv("FORECASTING_STRATEGY", "ddp_spawn")
+    env.setenv("FORECASTING_PRECISION", "32-true")  # e.g. a worker that must reproduce float32 results
     moved = with_hardware(config, Settings.from_env(tmp_path))
     t = moved.training
-    assert (t.accelerator, t.devices, t.strategy) == ("gpu", 4, "ddp_spawn")
+    assert (t.accelerator, t.devices, t.strategy, t.precision) == ("gpu", 4, "ddp_spawn", "32-true")
     assert t.max_epochs == config.training.max_epochs and moved.name == config.name
     assert moved.flat()["training.strategy"] == "ddp_spawn"  # what the MLflow run logs as a param
 

@@ -62,11 +62,25 @@ def test_short_series_and_nan_targets_are_named():
         fit(config, frame)
 
 
-def test_precision_auto_is_float32_on_cpu():
-    config = parse_config(tiny_config_dict())
+def _cpuinfo_flags() -> set[str]:
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        pytest.skip("no /proc/cpuinfo to check the CPU's flags against")
+    line = next(x for x in info.read_text().splitlines() if x.startswith("flags"))
+    return set(line.split(":", 1)[1].split())
+
+
+def test_precision_auto_is_bf16_only_where_the_hardware_computes_it():
+    """'auto' is bf16-mixed on a CPU whose flags (read from /proc/cpuinfo, not from torch) include
+    AVX512-BF16 or AMX, float32 on any other CPU; explicit settings pass through."""
+    flags = _cpuinfo_flags()
+    native = bool({"avx512_bf16", "amx_bf16"} & flags)
+    on_cpu = "bf16-mixed" if native else "32-true"
+    assert resolve_precision(parse_config(tiny_config_dict(training={"accelerator": "cpu"}))) == on_cpu
     on_gpu = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
-    assert resolve_precision(config) == (on_gpu if torch.cuda.is_available() else "32-true")
-    assert resolve_precision(parse_config(tiny_config_dict(training={"accelerator": "cpu"}))) == "32-true"
+    assert resolve_precision(parse_config(tiny_config_dict())) == (on_gpu if torch.cuda.is_available() else on_cpu)
     explicit = parse_config(tiny_config_dict(training={"precision": "64-true"}))
     assert resolve_precision(explicit) == "64-true"
 
@@ -302,3 +316,25 @@ def test_forked_training_is_reproducible_and_learns():
     assert losses[-1] < 0.5 * losses[0]
     # Scored window by window in original units (levels 10..30 +- 3), as inference runs it.
     assert 0.005 < first.forecaster.metrics["val_mae"] < 3.0
+
+
+def test_extra_callbacks_see_every_training_batch(tmp_path):
+    """``fit(callbacks=...)`` hands the caller's Lightning callbacks to the Trainer, after fit's own."""
+    import pytorch_lightning as pl
+
+    class Count(pl.Callback):
+        def __init__(self) -> None:
+            self.batches, self.epochs = 0, 0
+
+        def on_train_batch_end(self, *args) -> None:
+            self.batches += 1
+
+        def on_train_epoch_end(self, *args) -> None:
+            self.epochs += 1
+
+    config = parse_config(tiny_config_dict(training={"max_epochs": 2, "patience": 5}))
+    counter = Count()
+    result = fit(config, synthetic_frame(), checkpoint_dir=tmp_path, callbacks=[counter])
+    batches_per_epoch = -(-result.forecaster.meta["windows"]["train"] // config.training.batch_size)
+    assert counter.epochs == 2
+    assert counter.batches == 2 * batches_per_epoch

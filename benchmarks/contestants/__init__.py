@@ -38,8 +38,6 @@ PEERS: tuple[str, ...] = ("darts", "neuralforecast")
 REFERENCE = "raw"
 TRAINING_ONLY: tuple[str, ...] = ("raw-ftz", "project-forked")
 """Contestants whose inference is another's (same network, window by window): no predict jobs."""
-INFERENCE_ONLY: tuple[str, ...] = ("project-bf16",)
-"""Contestants whose training is another's (an inference setting): no training jobs."""
 
 
 def module(name: str) -> ModuleType:

@@ -1,11 +1,12 @@
-"""This project's inference in bfloat16: ``inference.precision: bf16`` (docs/forecaster.md, "Inference").
+"""This project in bfloat16: ``training.precision: bf16-mixed`` and ``inference.precision: bf16``.
 
-The same network, windows and entry points as ``project`` (``predict_starts``
-and ``backtest``), with the one model setting that runs the network under
-bfloat16 autocast; the weights stay float32. An inference contestant only:
-the setting changes no training, so ``project``'s training figures hold for it.
-Its forecasts differ from float32 by ~1e-4 of their level; the accuracy check
-is ``tests/test_predict.py`` and benchmarks/findings.md.
+What ``training.precision: auto`` selects on a CPU that computes bf16 natively
+(AVX512-BF16 or AMX) and on CUDA devices with bf16: the same ``fit``,
+``predict_starts`` and ``backtest`` as ``project``, window by window, with
+Lightning's bf16 mixed precision for training (float32 master weights and
+loss) and bfloat16 autocast around the network for inference. On a CPU
+without native bf16 the conversions are emulated and the figures show it.
+The contestant fails loudly if ``fit`` did not train in bf16.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from benchmarks.task import TaskData
 
 
 def train(data: TaskData) -> dict:
-    """Not a training contestant (the harness schedules no training job for it)."""
-    raise RuntimeError("project-bf16 is an inference contestant: inference.precision changes no training")
+    """``project.train`` in bf16-mixed; checks that ``fit`` used it."""
+    result = project.train(data, precision="bf16")
+    if result.get("precision") != "bf16-mixed":
+        raise RuntimeError(f"fit trained in {result.get('precision')!r}, not bf16-mixed")
+    return result
 
 
 def predict(data: TaskData, repeats: int) -> dict:
