@@ -187,8 +187,9 @@ class InferenceConfig(_Strict):
     precision: Literal["32", "bf16"] = Field(
         "32",
         description="Arithmetic of batch prediction, backtests and the served model: '32' (float32) or 'bf16' "
-        "(bfloat16 autocast around the network; weights stay float32). bf16 ran the LSTM ~1.7x faster on a "
-        "2-core AVX2 CPU with the same hold-out MAE to 4 digits (forecasts move by ~1e-4 of their level); "
+        "(bfloat16 autocast around the network; weights stay float32). bf16 ran the LSTM 1.4-1.7x faster on a "
+        "2-core CPU with AVX512-BF16, same hold-out MAE to 4 digits (forecasts move by ~1e-4 of their level); "
+        "CPUs without native bf16 predict in float32 (oneDNN has no bf16 LSTM there). "
         "backtests, promotion and monitoring use the same setting, so the promised error is the served one's.",
     )
     batch_size: int = Field(

@@ -24,6 +24,7 @@ from forecasting.errors import ForecastingError
 from forecasting.evaluate import ModelInputs, WindowForecasts, score, window_forecasts
 from forecasting.features import InputLayout, model_values
 from forecasting.forecaster import TrainedForecaster, build_network
+from forecasting.hardware import cpu_has_native_bf16
 from forecasting.scaling import SeriesScaler
 from forecasting.windows import (
     SeriesPanel,
@@ -74,16 +75,6 @@ def select_training_frame(config: ForecasterConfig, frame: pd.DataFrame) -> pd.D
 def uses_cuda(config: ForecasterConfig) -> bool:
     """Whether Lightning will train on a CUDA device under this config."""
     return config.training.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), where oneDNN runs the LSTM
-    in bf16 faster than in float32; on other CPUs bf16 is emulated and gains nothing."""
-    cpu = getattr(torch, "cpu", None)
-    try:
-        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())  # noqa: SLF001 - no public probe
-    except AttributeError:  # another torch: assume not, float32 is always right
-        return False
 
 
 def resolve_precision(config: ForecasterConfig) -> str:

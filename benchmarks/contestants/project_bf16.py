@@ -5,8 +5,9 @@ What ``training.precision: auto`` selects on a CPU that computes bf16 natively
 ``predict_starts`` and ``backtest`` as ``project``, window by window, with
 Lightning's bf16 mixed precision for training (float32 master weights and
 loss) and bfloat16 autocast around the network for inference. On a CPU
-without native bf16 the conversions are emulated and the figures show it.
-The contestant fails loudly if ``fit`` did not train in bf16.
+without native bf16 (AVX2 only) oneDNN has no bf16 LSTM: the training job
+fails there (its log says why) and prediction falls back to float32. The
+contestant fails loudly if ``fit`` did not train in bf16.
 """
 
 from __future__ import annotations
