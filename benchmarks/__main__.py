@@ -128,11 +128,10 @@ def execute(mode: Mode, contestants: list[str], measures: set[str], log_dir: Pat
     """Every job of the run, in the order that keeps the comparisons fair."""
     run = Run(mode, log_dir, env)
     run.job("machine", mode.task)
-    trainers = list(contestants)
     if "ceiling" in measures:
         run.job("ceiling", mode.task, label="start")
-    for r in range(mode.repeats if "train" in measures and trainers else 0):
-        order = trainers[r % len(trainers):] + trainers[: r % len(trainers)]
+    for r in range(mode.repeats if "train" in measures else 0):
+        order = contestants[r % len(contestants):] + contestants[: r % len(contestants)]
         for name in order:
             run.job("train", mode.task, name, label=f"r{r + 1}")
     # Flushing denormals changes nothing without a backward pass, and the forked path is a way of
@@ -143,7 +142,7 @@ def execute(mode: Mode, contestants: list[str], measures: set[str], log_dir: Pat
         for name in order:
             run.job("predict", mode.task, name, label=f"r{r + 1}", repeats=mode.inner)
     if "weather" in measures:
-        for name in trainers:
+        for name in contestants:
             run.job("train", mode.weather, name, label="weather")
     if "memory" in measures:
         for n in mode.memory_series:

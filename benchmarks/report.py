@@ -132,21 +132,22 @@ def _goals(res: Results) -> list[str]:
 
     peer, peer_rate = res.best_peer(inference_rate)
     # Both inference settings of the project: float32 (the default) and bfloat16 autocast.
-    for name, setting in (("project", "float32, the default"), ("project-bf16", "bf16")):
+    settings = (("project", "float32, the default"), ("project-bf16", "bf16"))
+    for name, setting in settings:
         rate = inference_rate(name)
         if rate and peer_rate:
             speed = rate / peer_rate
             rows.append([f"Inference / batch prediction >= 2x the best peer ({setting})", f"{speed:.2f}x {peer}",
                          _yes(speed >= 2)])
-    for name, setting in (("project", "float32, the default"), ("project-bf16", "bf16")):
+    peer_bt = {p: (res.predict(p) or {}).get("backtest_seconds") for p in res.peers}
+    peer_bt = {p: s for p, s in peer_bt.items() if s}
+    for name, setting in settings:
         pred = res.predict(name)
         if not (pred and pred["backtest_seconds"]):
             continue
         ratio = pred["backtest_seconds"] / pred["inference_seconds"]
         rows.append([f"No-refit backtest within 1.2x of one batched pass over the same windows ({setting})",
                      f"{ratio:.2f}x", _yes(ratio <= 1.2)])
-        peer_bt = {p: (res.predict(p) or {}).get("backtest_seconds") for p in res.peers}
-        peer_bt = {p: s for p, s in peer_bt.items() if s}
         if peer_bt:
             faster = all(pred["backtest_seconds"] < s for s in peer_bt.values())
             figure = f"{name} {pred['backtest_seconds']:.2f} s; " + ", ".join(

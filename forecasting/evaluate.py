@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,12 +14,9 @@ from forecasting.baselines import seasonal_naive
 from forecasting.errors import ForecastingError
 from forecasting.features import future_block, model_values
 from forecasting.forecaster import TrainedForecaster
-from forecasting.hardware import cpu_has_native_bf16
+from forecasting.hardware import inference_autocast
 from forecasting.scaling import SeriesScaler
 from forecasting.windows import SeriesPanel, WindowIndex, gather
-
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,8 +59,8 @@ def run_network(
     lookback: int,
     past_columns: list[int],
     first_change_unknown: bool = False,
-    batch_size: int = 1024,
-    precision: str = "32",
+    batch_size: int,
+    precision: str,
 ) -> np.ndarray:
     """``(B, horizon, outputs)`` scaled outputs for windows whose lookback starts at rows ``starts``.
 
@@ -82,11 +78,7 @@ def run_network(
         # beyond 1e-38 and, like fit(), is left on for the process.
         torch.set_flush_denormal(True)
     table = torch.from_numpy(values[:, past_columns])  # (n_points, n_past)
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        # oneDNN has no bf16 LSTM on CPUs without AVX512-BF16/AMX: a model set to bf16 must still serve there.
-        _log.warning("inference.precision is bf16 but this CPU has no native bf16: predicting in float32")
-        precision = "32"
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    autocast = inference_autocast(precision, device)
     out = []
     for lo in range(0, len(starts), batch_size):
         chunk = slice(lo, lo + batch_size)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+_log = logging.getLogger(__name__)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -17,3 +21,15 @@ def cpu_has_native_bf16() -> bool:
         return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())  # noqa: SLF001 - no public probe
     except AttributeError:  # another torch: assume not, float32 is always right
         return False
+
+
+def inference_autocast(precision: str, device: torch.device) -> torch.autocast:
+    """The autocast context for ``inference.precision`` on ``device``: bfloat16 for ``"bf16"``, a no-op for ``"32"``.
+
+    On a CPU without native bf16 a model set to bf16 still serves, in float32 with a warning, since
+    oneDNN cannot build its LSTM in bf16 there.
+    """
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        _log.warning("inference.precision is bf16 but this CPU has no native bf16: predicting in float32")
+        precision = "32"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

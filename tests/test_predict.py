@@ -260,14 +260,14 @@ def test_bf16_model_still_serves_on_a_cpu_without_native_bf16(tiny_fit, monkeypa
     """oneDNN builds no bf16 LSTM on AVX2-only CPUs: there a bf16 model predicts in float32 and says so."""
     import logging
 
-    from forecasting import evaluate
+    from forecasting import hardware
     from forecasting.evaluate import predict_starts
 
     _, frame, result = tiny_fit
     panel, starts = _every_window(result.forecaster, frame)
     fp32 = predict_starts(result.forecaster, panel, starts)["mean"]
-    monkeypatch.setattr(evaluate, "cpu_has_native_bf16", lambda: False)  # the probe of an AVX2-only CPU
-    with caplog.at_level(logging.WARNING, logger="forecasting.evaluate"):
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)  # the probe of an AVX2-only CPU
+    with caplog.at_level(logging.WARNING, logger="forecasting.hardware"):
         served = predict_starts(_with_inference(result.forecaster, precision="bf16"), panel, starts)["mean"]
     np.testing.assert_array_equal(served, fp32)
     assert "no native bf16" in caplog.text

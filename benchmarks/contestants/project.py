@@ -99,6 +99,7 @@ def predict(data: TaskData, repeats: int, *, precision: str = "32") -> dict:
     from forecasting.backtest_config import BacktestConfig
     from forecasting.evaluate import predict_starts
     from forecasting.forecaster import TrainedForecaster, build_network
+    from forecasting.hardware import inference_autocast
     from forecasting.scaling import SeriesScaler
     from forecasting.train import config_spec
     from forecasting.windows import chronological_split, gather
@@ -118,8 +119,7 @@ def predict(data: TaskData, repeats: int, *, precision: str = "32") -> dict:
     x = gather(torch.from_numpy(trained.scaler.transform(panel)), torch.as_tensor(starts), task.lookback)
 
     def run_network() -> None:
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), inference_autocast(cfg.inference.precision, torch.device("cpu")):
             for chunk in torch.split(x, cfg.inference.batch_size):
                 network(chunk)
 
