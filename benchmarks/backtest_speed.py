@@ -59,15 +59,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
 
-    from forecasting.backtest import backtest
-    from forecasting.backtest_config import BacktestConfig
-    from forecasting.config import parse_config
-    from forecasting.evaluate import predict_starts
-    from forecasting.forecaster import TrainedForecaster, build_network
+    from forecasting.evaluation.backtest import backtest
+    from forecasting.config.backtest import BacktestConfig
+    from forecasting.config.model import parse_config
+    from forecasting.inference import predict_starts
+    from forecasting.model.forecaster import TrainedForecaster, build_network
     from forecasting.predict import forecast
-    from forecasting.scaling import SeriesScaler
+    from forecasting.prep.scaling import SeriesScaler
     from forecasting.train import config_spec
-    from forecasting.windows import SeriesPanel, chronological_split, gather
+    from forecasting.prep.windows import SeriesPanel, chronological_split, gather
 
     config = parse_config(
         {

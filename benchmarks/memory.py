@@ -66,13 +66,13 @@ def run(task: Task) -> dict:
     import torch
 
     from benchmarks.contestants.project import config
-    from forecasting.evaluate import predict_starts
-    from forecasting.features import InputLayout, model_values
-    from forecasting.forecaster import TrainedForecaster, build_network
-    from forecasting.lit import WindowBatches, WindowDataModule
-    from forecasting.scaling import SeriesScaler
+    from forecasting.inference import predict_starts
+    from forecasting.prep.features import InputLayout, model_values
+    from forecasting.model.forecaster import TrainedForecaster, build_network
+    from forecasting.model.lightning import WindowBatches, WindowDataModule
+    from forecasting.prep.scaling import SeriesScaler
     from forecasting.train import config_spec, select_training_frame
-    from forecasting.windows import SeriesPanel, build_index, chronological_split
+    from forecasting.prep.windows import SeriesPanel, build_index, chronological_split
 
     base = rss_bytes()
     stages: dict[str, int] = {}

@@ -119,7 +119,7 @@ class TaskData:
     @cached_property
     def mase_scale(self) -> np.ndarray:
         """``(n_series,)`` in-sample seasonal-naive MAE over each series' training part (MASE denominators)."""
-        from forecasting.metrics import seasonal_naive_scale
+        from forecasting.evaluation.metrics import seasonal_naive_scale
 
         flat = self.values.ravel()
         starts = np.arange(self.n_series) * self.n_points
@@ -150,7 +150,7 @@ class TaskData:
 
     def score(self, predicted: np.ndarray) -> dict[str, float]:
         """MAE and MASE (seasonal 24 scale) of ``(n_series, n_origins, horizon)`` forecasts, original units."""
-        from forecasting import metrics
+        from forecasting.evaluation import metrics
 
         if predicted.shape != self.actual.shape:
             raise ValueError(f"forecasts have shape {predicted.shape}; the hold-out is {self.actual.shape}")

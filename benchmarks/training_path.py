@@ -100,8 +100,8 @@ class Runs:
 
 def run_fit(raw: dict, frame: pd.DataFrame, runs: Runs, *, seed: int) -> None:
     """One ``fit`` with ``raw`` (seeded ``seed``); records training and inference windows/s and MAEs."""
-    from forecasting.config import parse_config
-    from forecasting.evaluate import predict_starts
+    from forecasting.config.model import parse_config
+    from forecasting.inference import predict_starts
     from forecasting.train import fit
 
     config = parse_config(_merge(raw, {"training": {"seed": seed}}))
@@ -113,7 +113,7 @@ def run_fit(raw: dict, frame: pd.DataFrame, runs: Runs, *, seed: int) -> None:
     runs.path = f"{meta['training_path']['forked_windows']} win/chunk"
     # Inference over the hold-out windows, as the harness calls it.
     from forecasting.train import _window_indexes, config_spec, select_training_frame  # noqa: PLC2701
-    from forecasting.windows import SeriesPanel, chronological_split
+    from forecasting.prep.windows import SeriesPanel, chronological_split
 
     panel = SeriesPanel.from_frame(select_training_frame(config, frame))
     spec = config_spec(config)
@@ -129,8 +129,8 @@ def raw_loop(frame: pd.DataFrame, runs: Runs, *, threads: int, seed: int) -> Non
     """The peer reference: a lean fp32 PyTorch loop over the same training windows, one epoch, shuffled."""
     from torch import nn
 
-    from forecasting.config import parse_config
-    from forecasting.windows import SeriesPanel, WindowSpec, build_index, chronological_split
+    from forecasting.config.model import parse_config
+    from forecasting.prep.windows import SeriesPanel, WindowSpec, build_index, chronological_split
 
     config = parse_config(STANDARD)
     torch.set_num_threads(threads)

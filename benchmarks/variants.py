@@ -71,7 +71,7 @@ def _merge(base: dict, overrides: dict) -> dict:
 def in_sample_scales(config, frame) -> dict[str, float]:  # noqa: ANN001
     """Per series: mean |y_t - y_{t-m}| over its training part (the MASE denominator)."""
     from forecasting.train import config_spec, select_training_frame
-    from forecasting.windows import SeriesPanel, chronological_split
+    from forecasting.prep.windows import SeriesPanel, chronological_split
 
     frame = select_training_frame(config, frame)
     panel = SeriesPanel.from_frame(frame)
@@ -89,7 +89,7 @@ def in_sample_scales(config, frame) -> dict[str, float]:  # noqa: ANN001
 def log_drift(config, frame) -> dict[str, float]:  # noqa: ANN001
     """Per series: the mean log-return of its training part (what an untrained log-return network forecasts)."""
     from forecasting.train import config_spec, select_training_frame
-    from forecasting.windows import SeriesPanel, chronological_split
+    from forecasting.prep.windows import SeriesPanel, chronological_split
 
     frame = select_training_frame(config, frame)
     panel = SeriesPanel.from_frame(frame)
@@ -108,8 +108,8 @@ def scores(actual: np.ndarray, pred: np.ndarray, scale: np.ndarray) -> dict[str,
 
 
 def run(dataset: str, names: list[str], threads: int) -> list[dict]:
-    from forecasting.baselines import drift, naive, seasonal_naive
-    from forecasting.config import parse_config
+    from forecasting.evaluation.baselines import drift, naive, seasonal_naive
+    from forecasting.config.model import parse_config
     from forecasting.data.sources.bundled import load_bundled
 
     from forecasting.train import fit

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from forecasting.data.schema import validate_observations
 from forecasting.errors import ForecastingError
-from forecasting.evaluate import predict_starts
-from forecasting.features import horizon_timestamps
-from forecasting.forecaster import TrainedForecaster
-from forecasting.windows import SeriesPanel, left_pad
+from forecasting.inference import predict_starts
+from forecasting.prep.features import horizon_timestamps
+from forecasting.model.forecaster import TrainedForecaster
+from forecasting.prep.windows import SeriesPanel, left_pad
 
 FORECAST_COLUMNS = ["series_id", "origin", "timestamp", "step", "mean"]
 LINEAGE_COLUMNS = ["model_name", "model_version", "run_id"]

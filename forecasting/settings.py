@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from forecasting.errors import ConfigError
 
 if TYPE_CHECKING:
-    from forecasting.config import ForecasterConfig
+    from forecasting.config.model import ForecasterConfig
 
 HOME_ENV = "FORECASTING_HOME"
 DEFAULT_HOME = ".forecasting"
@@ -122,7 +122,7 @@ def with_hardware(config: ForecasterConfig, settings: Settings) -> ForecasterCon
         return config
     from pydantic import ValidationError
 
-    from forecasting.config import TrainingConfig
+    from forecasting.config.model import TrainingConfig
 
     overrides = {k: int(v) if k == "devices" and v.isdigit() else v for k, v in settings.hardware}
     try:

@@ -17,16 +17,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from forecasting import transforms
-from forecasting.config import ForecasterConfig
+from forecasting.prep import transforms
+from forecasting.config.model import ForecasterConfig
 from forecasting.data.schema import validate_observations
 from forecasting.errors import ForecastingError
-from forecasting.evaluate import ModelInputs, WindowForecasts, score, window_forecasts
-from forecasting.features import InputLayout, model_values
-from forecasting.forecaster import TrainedForecaster, build_network
+from forecasting.inference import ModelInputs, WindowForecasts, score, window_forecasts
+from forecasting.prep.features import InputLayout, model_values
+from forecasting.model.forecaster import TrainedForecaster, build_network
 from forecasting.hardware import cpu_has_native_bf16
-from forecasting.scaling import SeriesScaler
-from forecasting.windows import (
+from forecasting.prep.scaling import SeriesScaler
+from forecasting.prep.windows import (
     SeriesPanel,
     SplitBounds,
     WindowIndex,
@@ -157,7 +157,7 @@ def fit(
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-    from forecasting.lit import ChunkBatches, Forking, LitForecaster, LossHistory, Padding, WindowBatches, WindowDataModule
+    from forecasting.model.lightning import ChunkBatches, Forking, LitForecaster, LossHistory, Padding, WindowBatches, WindowDataModule
 
     _quiet_lightning()
     t = config.training

@@ -17,7 +17,7 @@ IO_RETRY_DELAYS = [2, 10, 30]
 
 def resolve_settings(home: str | None) -> Settings:
     """Settings for a flow run; the registry is configured here, not at import."""
-    from forecasting import registry
+    from forecasting.registry import models as registry
 
     settings = Settings.from_env(home)
     settings.home.mkdir(parents=True, exist_ok=True)

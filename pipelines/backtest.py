@@ -17,19 +17,19 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from forecasting import registry
-from forecasting.backtest import BacktestResult, FoldJob, backtest, fit_fold
-from forecasting.backtest_config import (
+from forecasting.registry import models as registry
+from forecasting.evaluation.backtest import BacktestResult, FoldJob, backtest, fit_fold
+from forecasting.config.backtest import (
     BacktestConfig,
     check_mode,
     check_model_fits,
     load_backtest_config,
     parse_model_ref,
 )
-from forecasting.config import ForecasterConfig
+from forecasting.config.model import ForecasterConfig
 from forecasting.data.store import ObservationStore
-from forecasting.forecaster import TrainedForecaster
-from forecasting.report import (
+from forecasting.model.forecaster import TrainedForecaster
+from forecasting.evaluation.report import (
     ReportFiles,
     Scores,
     describe,

@@ -32,7 +32,7 @@ from forecasting.data.sources.base import Batch, FetchUnit
 from forecasting.data.sources.bundled import bundled_names
 from forecasting.data.store import ObservationStore
 from forecasting.errors import ForecastingError
-from forecasting.ingest_config import IngestConfig, bundled_config, load_ingest_config
+from forecasting.config.ingest import IngestConfig, bundled_config, load_ingest_config
 from forecasting.settings import Settings
 from pipelines._common import artifact_key, io_task_options, name_run, stamp
 

@@ -33,7 +33,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_run
 
-from forecasting import forecast_log, monitor, registry
+from forecasting.ops import forecast_log
+from forecasting.ops import monitor
+from forecasting.registry import models as registry
 from forecasting.data.store import ObservationStore, write_parquet_atomic
 from forecasting.errors import ForecastingError
 from forecasting.predict import as_of_timestamp
@@ -112,7 +114,7 @@ def default_retrain_deployment(model_name: str, schedules: str | Path | None = N
     a train deployment's ``config_path`` names the model through the config's
     ``name``. None (with the reason) when no deployment, or more than one, trains it.
     """
-    from forecasting.config import read_yaml
+    from forecasting.config.model import read_yaml
     from pipelines.deployments import DEFAULT_SCHEDULES, load_schedules
 
     path = schedules or DEFAULT_SCHEDULES

@@ -15,7 +15,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from forecasting import forecast_log, registry
+from forecasting.ops import forecast_log
+from forecasting.registry import models as registry
 from forecasting.data.store import ObservationStore
 from forecasting.predict import as_of_timestamp, latest_history, write_forecasts
 from pipelines._common import artifact_key, fanout_task_runner, io_task_options, name_run, resolve_settings, stamp

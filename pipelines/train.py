@@ -16,13 +16,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from forecasting import registry
-from forecasting.config import ForecasterConfig, load_config
+from forecasting.registry import models as registry
+from forecasting.config.model import ForecasterConfig, load_config
 from forecasting.data.store import ObservationStore
-from forecasting.lifecycle import Decision
-from forecasting.plots import plot_forecasts
+from forecasting.registry.policy import Decision
+from forecasting.evaluation.plots import plot_forecasts
 from forecasting.predict import latest_history
-from forecasting.promotion import promote_and_attach_report
+from forecasting.registry.promotion import promote_and_attach_report
 from forecasting.settings import with_hardware
 from forecasting.train import FitResult, fit
 from pipelines._common import artifact_key, io_task_options, name_run, resolve_settings, stamp

@@ -101,7 +101,7 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def tiny_fit():
     """A tiny model trained once on synthetic data, shared by read-only tests."""
-    from forecasting.config import parse_config
+    from forecasting.config.model import parse_config
     from forecasting.train import fit
 
     config = parse_config(tiny_config_dict())
@@ -112,7 +112,7 @@ def tiny_fit():
 @pytest.fixture
 def mlflow_store(tmp_path, monkeypatch):
     """A fresh SQLite MLflow store with artifacts in ``tmp_path``."""
-    from forecasting import registry
+    from forecasting.registry import models as registry
 
     previous = os.environ["MLFLOW_TRACKING_URI"]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from forecasting.backtest import FORECASTERS, backtest
-from forecasting.backtest_config import BacktestConfig, check_model_fits, load_backtest_config, parse_model_ref
-from forecasting.config import parse_config
+from forecasting.evaluation.backtest import FORECASTERS, backtest
+from forecasting.config.backtest import BacktestConfig, check_model_fits, load_backtest_config, parse_model_ref
+from forecasting.config.model import parse_config
 from forecasting.errors import ConfigError, ForecastingError
-from forecasting.metrics import mase
+from forecasting.evaluation.metrics import mase
 from forecasting.predict import forecast
-from forecasting.report import forecasts_frame, score, write_report
-from forecasting.scaling import SeriesScaler
-from forecasting.windows import SeriesPanel, chronological_split
+from forecasting.evaluation.report import forecasts_frame, score, write_report
+from forecasting.prep.scaling import SeriesScaler
+from forecasting.prep.windows import SeriesPanel, chronological_split
 from tests.conftest import synthetic_frame, tiny_config_dict
 
 # tiny_fit: 3 series x 400 hourly points, lookback 48, horizon 12, season 24, val/test 10% each,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecasting.baselines import BASELINES, baseline_forecast, drift, mean, naive, seasonal_naive
+from forecasting.evaluation.baselines import BASELINES, baseline_forecast, drift, mean, naive, seasonal_naive
 from forecasting.errors import ForecastingError
 
 X = np.array([[1.0, 2.0, 3.0, 4.0], [10.0, 8.0, 6.0, 4.0]])  # (B=2, lookback=4)

@@ -5,7 +5,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from forecasting.cli import app
+from forecasting.cli.app import app
 from tests.conftest import tiny_config_dict
 
 pytestmark = pytest.mark.slow

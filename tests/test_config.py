@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.config import ForecasterConfig, load_config, parse_config
+from forecasting.config.model import ForecasterConfig, load_config, parse_config
 from forecasting.errors import ConfigError
 from tests.conftest import REPO, tiny_config_dict
 

@@ -124,7 +124,7 @@ def test_deployments_register_and_list_with_schedules(prefect_harness):
 def test_serve_dry_run_lists_schedules(tmp_path):
     from typer.testing import CliRunner
 
-    from forecasting.cli import app
+    from forecasting.cli.app import app
 
     result = CliRunner().invoke(app, ["serve", "--dry-run", "--home", str(tmp_path / "home"), "--only", "ingest-stocks", "--only", "predict-stocks"])
     assert result.exit_code == 0, result.output

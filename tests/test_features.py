@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.config import parse_config
+from forecasting.config.model import parse_config
 from forecasting.errors import ForecastingError
-from forecasting.features import (
+from forecasting.prep.features import (
     InputLayout,
     calendar_columns,
     calendar_features,
@@ -14,8 +14,8 @@ from forecasting.features import (
     horizon_timestamps,
     model_values,
 )
-from forecasting.scaling import SeriesScaler
-from forecasting.windows import SeriesPanel, left_pad
+from forecasting.prep.scaling import SeriesScaler
+from forecasting.prep.windows import SeriesPanel, left_pad
 from tests.conftest import synthetic_frame, tiny_config_dict
 
 

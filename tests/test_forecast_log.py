@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from forecasting import forecast_log
+from forecasting.ops import forecast_log
 from forecasting.errors import ForecastingError
 
 

@@ -1,6 +1,6 @@
 import math
 
-from forecasting.lifecycle import decide
+from forecasting.registry.policy import decide
 
 
 def test_first_model_becomes_champion_if_it_beats_the_baseline():

@@ -11,7 +11,7 @@ value and hold it for 55 to 59 steps. Both networks are the product's
 import pytest
 import torch
 
-from forecasting.model import ForecastLoss, RecurrentForecaster
+from forecasting.model.network import ForecastLoss, RecurrentForecaster
 
 STEPS = 60
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from forecasting.errors import ForecastingError
-from forecasting.metrics import by_step, mae, mase, rmse, smape
+from forecasting.evaluation.metrics import by_step, mae, mase, rmse, smape
 
 
 def test_mae_and_rmse():
@@ -65,7 +65,7 @@ def test_by_step_per_horizon_column():
 
 # --- pinball, coverage, rolling MASE scales and competition-style aggregation ---
 
-from forecasting.metrics import (  # noqa: E402
+from forecasting.evaluation.metrics import (  # noqa: E402
     competition_mean,
     interval_coverage,
     interval_hits,

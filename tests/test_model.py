@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from forecasting.model import ForecastLoss, RecurrentForecaster, chrono_init, pinball_loss
+from forecasting.model.network import ForecastLoss, RecurrentForecaster, chrono_init, pinball_loss
 
 
 def _sigmoid(x):

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import forecast_log, monitor
+from forecasting.ops import forecast_log
+from forecasting.ops import monitor
 from forecasting.errors import ConfigError, ForecastingError
 
 SEASON = 7

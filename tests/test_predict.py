@@ -78,7 +78,7 @@ def test_non_finite_forecasts_are_refused(tiny_fit, tmp_path):
 
 
 def _fit(**overrides):
-    from forecasting.config import parse_config
+    from forecasting.config.model import parse_config
     from forecasting.train import fit
     from tests.conftest import tiny_config_dict
 
@@ -167,8 +167,8 @@ def test_calendar_only_model_needs_no_future_input():
     out = forecast(trained, frame.drop(columns="promo"))
     assert len(out) == 36 and np.isfinite(out["mean"]).all()
     # The same windows through predict_starts, as a backtest calls it, agree with forecast().
-    from forecasting.evaluate import predict_starts
-    from forecasting.windows import SeriesPanel
+    from forecasting.inference import predict_starts
+    from forecasting.prep.windows import SeriesPanel
 
     panel = SeriesPanel.from_frame(frame.drop(columns="promo"))
     got = predict_starts(trained, panel, panel.offsets[1:] - config.window.lookback)
@@ -177,7 +177,7 @@ def test_calendar_only_model_needs_no_future_input():
 
 
 def test_pyfunc_reads_rows_without_target_as_future_covariates(rich):
-    from forecasting.registry import ForecasterModel
+    from forecasting.registry.models import ForecasterModel
 
     config, frame, trained = rich
     history = latest_history(frame, config.window.lookback)
@@ -203,13 +203,13 @@ def test_differenced_model_reads_only_the_last_lookback_points():
 def _with_inference(trained, **settings):
     from dataclasses import replace
 
-    from forecasting.config import InferenceConfig
+    from forecasting.config.model import InferenceConfig
 
     return replace(trained, config=trained.config.model_copy(update={"inference": InferenceConfig(**settings)}))
 
 
 def _every_window(trained, frame):
-    from forecasting.windows import SeriesPanel
+    from forecasting.prep.windows import SeriesPanel
 
     panel = SeriesPanel.from_frame(frame[["series_id", "timestamp", "target"]])
     lookback = trained.spec.lookback
@@ -219,7 +219,7 @@ def _every_window(trained, frame):
 
 def test_inference_chunk_size_does_not_change_forecasts(tiny_fit):
     """``inference.batch_size`` only bounds memory: 7-window chunks forecast what one 1,024-window pass does."""
-    from forecasting.evaluate import predict_starts
+    from forecasting.inference import predict_starts
 
     _, frame, result = tiny_fit
     panel, starts = _every_window(result.forecaster, frame)
@@ -232,7 +232,7 @@ def test_inference_chunk_size_does_not_change_forecasts(tiny_fit):
 def test_bf16_inference_runs_in_bfloat16_and_stays_close(tiny_fit):
     """``inference.precision: bf16`` really changes the arithmetic (results differ from float32) yet
     moves no forecast by more than a small fraction of the series' seasonal amplitude (3)."""
-    from forecasting.evaluate import predict_starts
+    from forecasting.inference import predict_starts
 
     _, frame, result = tiny_fit
     panel, starts = _every_window(result.forecaster, frame)
@@ -246,7 +246,7 @@ def test_bf16_inference_runs_in_bfloat16_and_stays_close(tiny_fit):
 
 
 def test_inference_settings_are_validated_with_the_config():
-    from forecasting.config import parse_config
+    from forecasting.config.model import parse_config
     from forecasting.errors import ConfigError
     from tests.conftest import tiny_config_dict
 
@@ -261,7 +261,7 @@ def test_bf16_model_still_serves_on_a_cpu_without_native_bf16(tiny_fit, monkeypa
     import logging
 
     from forecasting import hardware
-    from forecasting.evaluate import predict_starts
+    from forecasting.inference import predict_starts
 
     _, frame, result = tiny_fit
     panel, starts = _every_window(result.forecaster, frame)

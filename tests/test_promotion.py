@@ -9,7 +9,8 @@ import textwrap
 import pytest
 import torch
 
-from forecasting import promotion, registry
+from forecasting.registry import promotion
+from forecasting.registry import models as registry
 from forecasting.errors import ForecastingError
 from forecasting.predict import latest_history
 
@@ -111,8 +112,9 @@ def test_lineage_tags_on_every_version(lifecycle):
 RACER = textwrap.dedent(
     """
     import os, sys, time, pathlib
-    from forecasting import promotion, registry
-    from forecasting.forecaster import TrainedForecaster
+    from forecasting.registry import promotion
+    from forecasting.registry import models as registry
+    from forecasting.model.forecaster import TrainedForecaster
     import pandas as pd
     store, saved, go, lock_dir = map(pathlib.Path, sys.argv[1:5])
     registry.configure(os.environ["MLFLOW_TRACKING_URI"])  # SQLite here, PostgreSQL in test_promotion_postgres

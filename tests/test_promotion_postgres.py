@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from forecasting import promotion, registry
+from forecasting.registry import promotion
+from forecasting.registry import models as registry
 from forecasting.predict import latest_history
 from forecasting.settings import Settings
 from tests.test_promotion import _judged_against_naive, race_two_challengers

@@ -9,9 +9,9 @@ import textwrap
 import pandas as pd
 import pytest
 
-from forecasting import registry
+from forecasting.registry import models as registry
 from forecasting.errors import ForecastingError
-from forecasting.plots import plot_forecasts
+from forecasting.evaluation.plots import plot_forecasts
 from forecasting.predict import forecast, latest_history
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from forecasting.errors import ForecastingError
-from forecasting.scaling import SeriesScaler
-from forecasting.windows import SeriesPanel
+from forecasting.prep.scaling import SeriesScaler
+from forecasting.prep.windows import SeriesPanel
 
 
 def make_panel(lengths: dict[str, int], seed: int = 0) -> SeriesPanel:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecasting import registry
+from forecasting.registry import models as registry
 from forecasting.predict import forecast, latest_history
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def test_model_loads_without_the_project_installed(served):
 
 def test_quantile_param_selects_trained_levels(tiny_fit, mlflow_store):
     """A quantile model serves a subset of its levels by param; an untrained level is a clear error."""
-    from forecasting.config import parse_config
+    from forecasting.config.model import parse_config
     from forecasting.errors import ForecastingError
     from forecasting.train import fit
     from tests.conftest import synthetic_frame, tiny_config_dict

@@ -62,7 +62,7 @@ def test_lock_database_is_the_postgres_registry_or_named(env, tmp_path):
 
 
 def test_training_hardware_comes_from_the_machine(env, tmp_path):
-    from forecasting.config import parse_config
+    from forecasting.config.model import parse_config
     from forecasting.settings import with_hardware
     from tests.conftest import tiny_config_dict
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from forecasting.config import parse_config
+from forecasting.config.model import parse_config
 from forecasting.errors import ConfigError, DataValidationError, ForecastingError
 from forecasting.train import fit, resolve_precision
 from tests.conftest import synthetic_frame, tiny_config_dict
@@ -161,7 +161,7 @@ def test_padded_training_takes_short_series_and_names_those_too_short():
 def test_mask_prefix_pads_like_left_pad():
     import torch
 
-    from forecasting.lit import Padding, mask_prefix
+    from forecasting.model.lightning import Padding, mask_prefix
 
     torch.manual_seed(0)
     past = torch.randn(200, 10, 4)
@@ -185,9 +185,9 @@ def test_mask_prefix_pads_like_left_pad():
 def test_pinned_memory_only_on_cuda():
     import torch
 
-    from forecasting.lit import WindowBatches, WindowDataModule
+    from forecasting.model.lightning import WindowBatches, WindowDataModule
     from forecasting.train import uses_cuda
-    from forecasting.windows import WindowIndex, WindowSpec
+    from forecasting.prep.windows import WindowIndex, WindowSpec
 
     config = parse_config(tiny_config_dict())
     assert uses_cuda(config) == torch.cuda.is_available()
@@ -205,7 +205,7 @@ def test_network_code_makes_no_device_calls():
     """The forward pass creates tensors only from its inputs: it runs on the meta device (as on any GPU)."""
     import torch
 
-    from forecasting.forecaster import build_network
+    from forecasting.model.forecaster import build_network
 
     config = parse_config(
         _tiny(model={"head": "autoregressive", "quantiles": [0.1, 0.5, 0.9], "embedding_dim": 2}, data={"calendar": ["hour_of_day"]}, window={"min_length": 24})
@@ -255,7 +255,7 @@ def test_a_freq_that_does_not_match_the_data_is_named():
     ],
 )
 def test_forking_is_chosen_exactly_where_the_network_allows_it(overrides, windows):
-    from forecasting.forecaster import build_network
+    from forecasting.model.forecaster import build_network
     from forecasting.train import resolve_forking
 
     raw = tiny_config_dict(**overrides)
@@ -269,8 +269,8 @@ def test_forking_is_chosen_exactly_where_the_network_allows_it(overrides, window
 
 def test_chunks_hold_exactly_the_windows_of_the_index():
     """Every window's target, future block and lookback sit in its chunk; chunks never span a gap or a series end."""
-    from forecasting.lit import ChunkBatches, WindowBatches, chunk_plan
-    from forecasting.windows import WindowIndex, WindowSpec
+    from forecasting.model.lightning import ChunkBatches, WindowBatches, chunk_plan
+    from forecasting.prep.windows import WindowIndex, WindowSpec
 
     spec = WindowSpec(lookback=5, horizon=3, stride=2)
     values = torch.randn(200, 3)

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import transforms
+from forecasting.prep import transforms
 from forecasting.errors import ForecastingError
-from forecasting.scaling import SeriesScaler
-from forecasting.windows import SeriesPanel, left_pad
+from forecasting.prep.scaling import SeriesScaler
+from forecasting.prep.windows import SeriesPanel, left_pad
 
 
 def price_panel(n_series: int = 3, length: int = 80, seed: int = 0) -> SeriesPanel:

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from forecasting.errors import ForecastingError
-from forecasting.windows import (
+from forecasting.prep.windows import (
     SeriesPanel,
     SplitBounds,
     WindowDataset,

@@ -30,7 +30,7 @@ def config(data: TaskData, *, anchor: str = "auto", precision: str = "32") -> An
     ``precision`` ``"32"`` or ``"bf16"``: ``training.precision`` 32-true / bf16-mixed and the same
     ``inference.precision``). Explicit, because 'auto' is bf16-mixed on CPUs with native bf16 and the
     standard task is float32."""
-    from forecasting.config import parse_config
+    from forecasting.config.model import parse_config
 
     task = data.task
     return parse_config(
@@ -56,7 +56,7 @@ def config(data: TaskData, *, anchor: str = "auto", precision: str = "32") -> An
 def _panel_and_starts(data: TaskData, frame: Any) -> tuple[Any, np.ndarray]:  # noqa: ANN401
     """The project's panel of ``frame`` and the global start rows of the hold-out windows, series-major."""
     from forecasting.data.schema import validate_observations
-    from forecasting.windows import SeriesPanel
+    from forecasting.prep.windows import SeriesPanel
 
     panel = SeriesPanel.from_frame(validate_observations(frame))
     if panel.series_ids != data.ids:
@@ -67,7 +67,7 @@ def _panel_and_starts(data: TaskData, frame: Any) -> tuple[Any, np.ndarray]:  # 
 
 def train(data: TaskData, *, anchor: str = "auto", precision: str = "32") -> dict:
     """``forecasting.train.fit`` on the full frame; its test split is the hold-out."""
-    from forecasting.evaluate import predict_starts
+    from forecasting.inference import predict_starts
     from forecasting.train import fit
 
     cfg = config(data, anchor=anchor, precision=precision)
@@ -95,14 +95,14 @@ def predict(data: TaskData, repeats: int, *, precision: str = "32") -> dict:
     in the model's ``inference.precision`` (``precision``)."""
     import torch
 
-    from forecasting.backtest import backtest
-    from forecasting.backtest_config import BacktestConfig
-    from forecasting.evaluate import predict_starts
-    from forecasting.forecaster import TrainedForecaster, build_network
+    from forecasting.evaluation.backtest import backtest
+    from forecasting.config.backtest import BacktestConfig
+    from forecasting.inference import predict_starts
+    from forecasting.model.forecaster import TrainedForecaster, build_network
     from forecasting.hardware import inference_autocast
-    from forecasting.scaling import SeriesScaler
+    from forecasting.prep.scaling import SeriesScaler
     from forecasting.train import config_spec
-    from forecasting.windows import chronological_split, gather
+    from forecasting.prep.windows import chronological_split, gather
 
     task = data.task
     torch.set_flush_denormal(True)  # as fit and the CLI's processes would have it

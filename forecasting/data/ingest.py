@@ -28,7 +28,7 @@ from forecasting.data.quarantine import Quarantine
 from forecasting.data.sources.base import Batch, FetchUnit
 from forecasting.data.store import ObservationStore
 from forecasting.errors import DataValidationError, ForecastingError
-from forecasting.ingest_config import IngestConfig
+from forecasting.config.ingest import IngestConfig
 
 
 @dataclass

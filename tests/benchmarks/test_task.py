@@ -31,7 +31,7 @@ def test_holdout_geometry() -> None:
 
 
 def test_scores_are_zero_for_the_truth_and_match_forecasting_metrics() -> None:
-    from forecasting import metrics
+    from forecasting.evaluation import metrics
 
     data = load(TINY)
     assert data.score(data.actual.copy()) == {"mae": 0.0, "mase": 0.0}
@@ -45,7 +45,7 @@ def test_scores_are_zero_for_the_truth_and_match_forecasting_metrics() -> None:
 def test_holdout_is_the_projects_test_split() -> None:
     from benchmarks.contestants.project import _panel_and_starts, config
     from forecasting.train import config_spec
-    from forecasting.windows import build_index, chronological_split
+    from forecasting.prep.windows import build_index, chronological_split
 
     data = load(TINY)
     panel, starts = _panel_and_starts(data, data.frame())

@@ -11,7 +11,7 @@ import pytest
 from forecasting.data.calendar import GapPolicy, Grid, gap_breaks, nyse_closures, offset_for, regularize
 from forecasting.data.sources.bundled import load_bundled
 from forecasting.errors import ForecastingError
-from forecasting.windows import SeriesPanel
+from forecasting.prep.windows import SeriesPanel
 
 
 def _utc(*days: str) -> list[pd.Timestamp]:

@@ -22,8 +22,8 @@ from forecasting.data.sources.open_meteo import ARCHIVE_PATH
 from forecasting.data.sources.stooq import DOWNLOAD_PATH
 from forecasting.data.store import ObservationStore
 from forecasting.errors import ForecastingError
-from forecasting.ingest_config import parse_ingest_config
-from forecasting.windows import SeriesPanel, WindowSpec, build_index, chronological_split, gather
+from forecasting.config.ingest import parse_ingest_config
+from forecasting.prep.windows import SeriesPanel, WindowSpec, build_index, chronological_split, gather
 from tests.data.conftest import FAST_HTTP
 from tests.data.replay import Answer, fixture
 

@@ -9,7 +9,7 @@ import pytest
 from forecasting.data.sources.open_meteo import OpenMeteoSource
 from forecasting.data.sources.stooq import StooqSource
 from forecasting.errors import ConfigError
-from forecasting.ingest_config import bundled_config, load_ingest_config, parse_ingest_config
+from forecasting.config.ingest import bundled_config, load_ingest_config, parse_ingest_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "ingest").glob("*.yaml"))
 

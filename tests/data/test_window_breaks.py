@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from forecasting.data.calendar import gap_breaks
-from forecasting.windows import SeriesPanel, WindowSpec, build_index, chronological_split
+from forecasting.prep.windows import SeriesPanel, WindowSpec, build_index, chronological_split
 
 
 def _panel(lengths: list[int], missing: dict[int, list[int]]) -> SeriesPanel:

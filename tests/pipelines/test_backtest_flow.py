@@ -18,8 +18,8 @@ NAME = "tiny-weather-bt"
 @pytest.fixture(scope="module")
 def bt_home(tmp_path_factory, prefect_harness):
     """A home with the daily Seattle weather in its store and one registered tiny model (champion v1)."""
-    from forecasting import registry
-    from forecasting.config import load_config
+    from forecasting.registry import models as registry
+    from forecasting.config.model import load_config
     from forecasting.data.sources.bundled import load_bundled
     from forecasting.data.store import ObservationStore
     from forecasting.predict import latest_history
@@ -110,7 +110,7 @@ def test_unknown_model_is_a_user_error(bt_home):
 
 
 def test_cli_prints_the_table_and_the_verdict(bt_home, tmp_path):
-    from forecasting.cli import app
+    from forecasting.cli.app import app
 
     home, path = bt_home
     out = tmp_path / "cli-report"
@@ -135,7 +135,7 @@ def test_cli_prints_the_table_and_the_verdict(bt_home, tmp_path):
     ],
 )
 def test_cli_user_errors_exit_without_traceback(bt_home, args, code, message):
-    from forecasting.cli import app
+    from forecasting.cli.app import app
 
     home, path = bt_home
     result = CliRunner().invoke(app, ["backtest", "--config", str(path), *args, "--home", str(home)])

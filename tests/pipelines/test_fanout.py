@@ -16,7 +16,7 @@ N_SERIES = 5
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, prefect_harness, tiny_fit):
     """A store of synthetic series and the session's tiny model registered as champion in this home's MLflow."""
-    from forecasting import registry
+    from forecasting.registry import models as registry
     from forecasting.data.store import ObservationStore
     from forecasting.predict import latest_history
 
@@ -96,7 +96,7 @@ def test_the_machine_environment_turns_the_train_flow_to_ddp(home, monkeypatch):
     """What a GPU worker of the stack does with TRAINING_STRATEGY=ddp_spawn, here as 2 CPU processes over gloo."""
     import yaml
 
-    from forecasting import registry
+    from forecasting.registry import models as registry
     from pipelines.train import train_flow
     from tests.conftest import tiny_config_dict
 

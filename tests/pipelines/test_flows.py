@@ -53,7 +53,7 @@ def test_ingest_is_idempotent(flow_env):
 
 
 def test_train_then_predict(flow_env, weather_config):
-    from forecasting import registry
+    from forecasting.registry import models as registry
     from pipelines.predict import predict_flow
     from pipelines.train import train_flow
 

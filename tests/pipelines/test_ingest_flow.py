@@ -88,7 +88,7 @@ def test_live_flow_lands_good_series_reports_the_failed_one_and_recovers(home, r
 
 
 def test_cli_ingests_a_config_and_the_bundled_data(home, replay) -> None:
-    from forecasting.cli import app
+    from forecasting.cli.app import app
 
     replay.script(ARCHIVE_PATH, Answer.file("open_meteo/berlin_2024-01-01_2024-01-02.json"), when=BERLIN)
     replay.script(ARCHIVE_PATH, Answer.file("open_meteo/seattle_2024-01-01_2024-01-02.json"), when=SEATTLE)
@@ -115,7 +115,7 @@ def test_cli_ingests_a_config_and_the_bundled_data(home, replay) -> None:
     ],
 )
 def test_cli_user_errors(home, args, code, message) -> None:
-    from forecasting.cli import app
+    from forecasting.cli.app import app
 
     result = CliRunner().invoke(app, [*args, "--home", str(home)])
     assert result.exit_code == code, result.output

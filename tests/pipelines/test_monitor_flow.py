@@ -42,7 +42,7 @@ def trained(home):
 
 @pytest.fixture(scope="module")
 def replayed(home, trained):
-    from forecasting.cli import app
+    from forecasting.cli.app import app
 
     for day in AS_OF:
         result = CliRunner().invoke(app, ["predict", "--model", NAME, "--as-of", day, "--home", str(home)])
@@ -51,7 +51,8 @@ def replayed(home, trained):
 
 
 def test_predict_as_of_sees_only_data_through_that_date(replayed, trained):
-    from forecasting import forecast_log, registry
+    from forecasting.ops import forecast_log
+    from forecasting.registry import models as registry
     from forecasting.data.store import ObservationStore
     from forecasting.predict import latest_history
 
@@ -68,8 +69,8 @@ def test_predict_as_of_sees_only_data_through_that_date(replayed, trained):
 
 
 def test_monitor_prints_realised_vs_promised_and_skips_unarrived(replayed, trained):
-    from forecasting.cli import app
-    from forecasting.registry import version_tags
+    from forecasting.cli.app import app
+    from forecasting.registry.models import version_tags
 
     # Default drift thresholds: a normal December is compared with earlier Decembers, not the whole year.
     result = CliRunner().invoke(app, ["monitor", "--model", NAME, "--window-days", "7,30", "--mase-factor", "100",
@@ -87,7 +88,7 @@ def test_monitor_prints_realised_vs_promised_and_skips_unarrived(replayed, train
 
 
 def test_rerun_is_idempotent_and_a_broken_promise_fails_the_flow(replayed, trained):
-    from forecasting.registry import version_tags
+    from forecasting.registry.models import version_tags
     from pipelines.monitor import MonitorAlert, monitor_flow
 
     first = monitor_flow(NAME, home=str(replayed), mase_factor=100.0)
@@ -153,8 +154,8 @@ def test_alert_starts_the_retrain_deployment_once_per_alert(replayed, trained):
     from mlflow import MlflowClient
     from prefect.client.schemas.objects import StateType
 
-    from forecasting.monitor import alert_key
-    from forecasting.registry import version_tags
+    from forecasting.ops.monitor import alert_key
+    from forecasting.registry.models import version_tags
     from pipelines.monitor import MonitorAlert, monitor_flow
 
     version = trained["version"]

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from forecasting.cli import HomeOption  # cli imports this module once its own names exist
+from forecasting.cli.app import HomeOption  # cli imports this module once its own names exist
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,7 @@ def monitor(
     Unset options come from the monitor settings file (docs/monitoring.md), so
     the CLI and the scheduled flow judge a model by the same thresholds.
     """
-    from forecasting.cli import err_console, run_or_exit, setup_home
+    from forecasting.cli.app import err_console, run_or_exit, setup_home
 
     windows = None
     if window_days is not None:
@@ -54,7 +54,7 @@ def _print(summary: dict) -> None:
 
     from rich.table import Table
 
-    from forecasting.cli import console
+    from forecasting.cli.app import console
 
     table = Table(title=f"Realised vs promised error of {summary['name']} ({summary['scored']} of {summary['logged']} forecasts scored)")
     for col in ("version", "window", "points", "MAE", "MASE", "promised", "ratio", "bias", "coverage", "alert"):

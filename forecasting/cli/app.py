@@ -78,7 +78,7 @@ def run_or_exit(fn, *args, **kwargs):  # noqa: ANN001, ANN201 - any callable
 
 
 def _default_configs() -> list[Path]:
-    for root in (Path.cwd() / "configs", Path(__file__).resolve().parent.parent / "configs"):
+    for root in (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs"):
         paths = [root / name for name in DEFAULT_CONFIGS]
         if all(p.is_file() for p in paths):
             return paths
@@ -98,7 +98,7 @@ def ingest(
         raise typer.Exit(2)
     settings = setup_home(home)
     if config:
-        from forecasting.ingest_config import load_ingest_config
+        from forecasting.config.ingest import load_ingest_config
 
         for path in config:
             run_or_exit(load_ingest_config, path)  # every config checked before anything is fetched
@@ -128,7 +128,7 @@ def train(
 ) -> None:
     """Train one model, register it in MLflow and make it the champion."""
     settings = setup_home(home)
-    from forecasting.config import load_config
+    from forecasting.config.model import load_config
 
     run_or_exit(load_config, config)  # fail fast on a bad config, before any server starts
     from pipelines.train import train_flow
@@ -151,7 +151,7 @@ def predict(
         err_console.print("[bold red]error:[/] pass exactly one of --model NAME or --config FILE")
         raise typer.Exit(2)
     if config is not None:
-        from forecasting.config import load_config
+        from forecasting.config.model import load_config
 
         model = run_or_exit(load_config, config).name
     from pipelines.predict import predict_flow
@@ -167,7 +167,7 @@ def quickstart(
 ) -> None:
     """Ingest, train and predict end to end on the bundled data, then print a summary."""
     settings = setup_home(home)
-    from forecasting.config import load_config
+    from forecasting.config.model import load_config
 
     paths = config or run_or_exit(_default_configs)
     for path in paths:
@@ -208,10 +208,10 @@ def _register_commands() -> None:
     import importlib
     import pkgutil
 
-    from forecasting import commands
+    from forecasting.cli import commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"forecasting.commands.{info.name}").register(app)
+        importlib.import_module(f"forecasting.cli.commands.{info.name}").register(app)
 
 
 _register_commands()

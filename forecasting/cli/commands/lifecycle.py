@@ -7,12 +7,12 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from forecasting.cli import HomeOption, console, run_or_exit, setup_home
+    from forecasting.cli.app import HomeOption, console, run_or_exit, setup_home
 
     def locks_dir(home):  # noqa: ANN001, ANN202
         """Set up the home folder, point the registry at its store; the promotion locks live there."""
         settings = setup_home(home)
-        from forecasting import registry
+        from forecasting.registry import models as registry
 
         registry.configure(settings.mlflow_tracking_uri)
         return settings.home / "locks"
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make VERSION the champion of NAME (recorded with who and why)."""
         lock_dir = locks_dir(home)
-        from forecasting import promotion
+        from forecasting.registry import promotion
 
         previous = run_or_exit(promotion.promote, name, version, why=why, lock_dir=lock_dir)
         console.print(f"{name}: champion is now v{version}" + (f" (was v{previous})" if previous else ""))
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Give the champion alias back to the version the current champion replaced."""
         lock_dir = locks_dir(home)
-        from forecasting import promotion
+        from forecasting.registry import promotion
 
         old, restored = run_or_exit(promotion.rollback, name, why=why, lock_dir=lock_dir)
         console.print(f"{name}: champion rolled back from v{old} to v{restored}")

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 import yaml
 
-from forecasting.config import ForecasterConfig, config_to_yaml, parse_config
+from forecasting.config.model import ForecasterConfig, config_to_yaml, parse_config
 from forecasting.errors import ForecastingError
-from forecasting.features import InputLayout
-from forecasting.model import RecurrentForecaster, output_names
-from forecasting.scaling import SeriesScaler
-from forecasting.windows import WindowSpec
+from forecasting.prep.features import InputLayout
+from forecasting.model.network import RecurrentForecaster, output_names
+from forecasting.prep.scaling import SeriesScaler
+from forecasting.prep.windows import WindowSpec
 
 CONFIG_FILE = "config.yaml"
 SCALER_FILE = "scaler.json"

@@ -22,9 +22,9 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 import forecasting
-from forecasting.config import config_to_yaml
+from forecasting.config.model import config_to_yaml
 from forecasting.errors import ForecastingError
-from forecasting.forecaster import TrainedForecaster
+from forecasting.model.forecaster import TrainedForecaster
 
 MODEL_ARTIFACT = "model"
 CHAMPION = "champion"
@@ -80,7 +80,7 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
     """pyfunc: history frame in, forecast frame (DESIGN.md contract) out."""
 
     def load_context(self, context: Any) -> None:  # noqa: D102 - MLflow hook
-        from forecasting.forecaster import TrainedForecaster
+        from forecasting.model.forecaster import TrainedForecaster
 
         self.trained = TrainedForecaster.load(context.artifacts["forecaster"])
         config = context.model_config or {}

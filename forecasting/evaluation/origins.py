@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecasting.backtest_config import BacktestConfig
+from forecasting.config.backtest import BacktestConfig
 from forecasting.errors import ForecastingError
-from forecasting.forecaster import TrainedForecaster
+from forecasting.model.forecaster import TrainedForecaster
 from forecasting.train import data_fingerprint
-from forecasting.windows import SeriesPanel, WindowSpec
+from forecasting.prep.windows import SeriesPanel, WindowSpec
 
 
 def plan_origins(

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from forecasting.config import ForecasterConfig, parse_config, read_yaml
+from forecasting.config.model import ForecasterConfig, parse_config, read_yaml
 from forecasting.errors import ConfigError
 
 SECTION = "backtest"

@@ -9,14 +9,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from forecasting import metrics, transforms
-from forecasting.baselines import seasonal_naive
+from forecasting.evaluation import metrics
+from forecasting.prep import transforms
+from forecasting.evaluation.baselines import seasonal_naive
 from forecasting.errors import ForecastingError
-from forecasting.features import future_block, model_values
-from forecasting.forecaster import TrainedForecaster
+from forecasting.prep.features import future_block, model_values
+from forecasting.model.forecaster import TrainedForecaster
 from forecasting.hardware import inference_autocast
-from forecasting.scaling import SeriesScaler
-from forecasting.windows import SeriesPanel, WindowIndex, gather
+from forecasting.prep.scaling import SeriesScaler
+from forecasting.prep.windows import SeriesPanel, WindowIndex, gather
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from forecasting import transforms
-from forecasting.config import ForecasterConfig
+from forecasting.prep import transforms
+from forecasting.config.model import ForecasterConfig
 from forecasting.errors import ForecastingError
-from forecasting.scaling import SeriesScaler
-from forecasting.windows import SeriesPanel
+from forecasting.prep.scaling import SeriesScaler
+from forecasting.prep.windows import SeriesPanel
 
 CALENDAR_FEATURES: dict[str, tuple[str, ...]] = {
     "hour_of_day": ("hour_of_day_sin", "hour_of_day_cos"),

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from forecasting.cli import HomeOption  # cli imports this module once its own names exist
+from forecasting.cli.app import HomeOption  # cli imports this module once its own names exist
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +30,7 @@ def backtest(
     home: HomeOption = None,
 ) -> None:
     """Backtest over rolling origins against naive, seasonal naive, drift and mean; write a report, log to MLflow."""
-    from forecasting.cli import err_console, run_or_exit, setup_home
+    from forecasting.cli.app import err_console, run_or_exit, setup_home
 
     if model is not None and train:
         err_console.print("[bold red]error:[/] pass --model NAME@ALIAS or --train, not both")
@@ -40,7 +40,7 @@ def backtest(
         raise typer.Exit(2)
     settings = setup_home(home)
     overrides = _overrides(origins, all_origins, stride, horizon, refit, window, train_size, include_in_sample)
-    from forecasting.backtest_config import check_mode, load_backtest_config, parse_model_ref
+    from forecasting.config.backtest import check_mode, load_backtest_config, parse_model_ref
 
     _, bt = run_or_exit(load_backtest_config, config, overrides)  # fail fast, before any server starts
     run_or_exit(check_mode, bt, train=train)
@@ -80,8 +80,8 @@ def _print(summary: dict) -> None:
 
     from rich.table import Table
 
-    from forecasting.cli import console
-    from forecasting.report import LABELS
+    from forecasting.cli.app import console
+    from forecasting.evaluation.report import LABELS
 
     rows = summary["rows"]
     metrics = [k for k in rows[0] if k not in ("forecaster", "skill")]

@@ -18,8 +18,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from forecasting.model import ForecastLoss, RecurrentForecaster
-from forecasting.windows import WindowIndex, WindowSpec, collate_batch, gather
+from forecasting.model.network import ForecastLoss, RecurrentForecaster
+from forecasting.prep.windows import WindowIndex, WindowSpec, collate_batch, gather
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 ForkedBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]

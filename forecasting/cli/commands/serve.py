@@ -7,7 +7,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from forecasting.cli import HomeOption, console, run_or_exit, setup_home
+    from forecasting.cli.app import HomeOption, console, run_or_exit, setup_home
 
     @app.command()
     def serve(

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from forecasting.errors import ForecastingError
-from forecasting.windows import SeriesPanel
+from forecasting.prep.windows import SeriesPanel
 
 Transform = Literal["none", "log", "difference", "log-return"]
 TRANSFORMS: tuple[str, ...] = ("none", "log", "difference", "log-return")

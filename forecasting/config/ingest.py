@@ -19,7 +19,7 @@ from forecasting.data.calendar import GapPolicy, Grid, offset_for
 from forecasting.data.quality import Bounds, QualityRules
 from forecasting.data.sources import http
 from forecasting.data.sources.base import Source
-from forecasting.config import config_error, read_yaml, validation_problems
+from forecasting.config.model import config_error, read_yaml, validation_problems
 from forecasting.errors import ConfigError, ForecastingError
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

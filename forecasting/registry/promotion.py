@@ -25,13 +25,13 @@ from typing import Literal
 
 import pandas as pd
 
-from forecasting import registry
-from forecasting.backtest import backtest
-from forecasting.backtest_config import BacktestConfig
+from forecasting.registry import models as registry
+from forecasting.evaluation.backtest import backtest
+from forecasting.config.backtest import BacktestConfig
 from forecasting.errors import ForecastingError
-from forecasting.forecaster import TrainedForecaster
-from forecasting.lifecycle import Decision, decide
-from forecasting.report import score, write_report
+from forecasting.model.forecaster import TrainedForecaster
+from forecasting.registry.policy import Decision, decide
+from forecasting.evaluation.report import score, write_report
 from forecasting.settings import Settings
 
 METRICS = ("mae", "rmse", "smape", "mase")

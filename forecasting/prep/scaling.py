@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from forecasting.errors import ForecastingError
-from forecasting.windows import SeriesPanel
+from forecasting.prep.windows import SeriesPanel
 
 # A std this small relative to the mean is float rounding of a constant
 # column; dividing by it would turn rounding noise into values of about +-1.

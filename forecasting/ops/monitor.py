@@ -31,7 +31,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from forecasting.errors import ForecastingError
-from forecasting.metrics import seasonal_naive_scale
+from forecasting.evaluation.metrics import seasonal_naive_scale
 
 
 class MonitorSettings(BaseModel):
@@ -82,7 +82,7 @@ class MonitorSettings(BaseModel):
         return value
 
 
-DEFAULT_SETTINGS_PATH = Path(__file__).resolve().parent.parent / "configs" / "monitor" / "settings.yaml"
+DEFAULT_SETTINGS_PATH = Path(__file__).resolve().parents[2] / "configs" / "monitor" / "settings.yaml"
 
 
 class _SettingsFile(BaseModel):
@@ -106,7 +106,7 @@ def load_settings(
     first run, and one ``ConfigError`` lists every problem. Overrides whose
     value is None are ignored (a CLI flag or flow parameter left unset).
     """
-    from forecasting.config import config_error, read_yaml, validation_problems
+    from forecasting.config.model import config_error, read_yaml, validation_problems
 
     where = DEFAULT_SETTINGS_PATH if path is None else Path(path)
     raw: dict[str, Any] = {}

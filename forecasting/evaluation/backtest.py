@@ -30,16 +30,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecasting.backtest_config import BacktestConfig
-from forecasting.backtest_origins import holdout_start, min_train_points, no_origins_message, plan_origins
-from forecasting.baselines import BASELINES, baseline_forecast
-from forecasting.config import ForecasterConfig
+from forecasting.config.backtest import BacktestConfig
+from forecasting.evaluation.origins import holdout_start, min_train_points, no_origins_message, plan_origins
+from forecasting.evaluation.baselines import BASELINES, baseline_forecast
+from forecasting.config.model import ForecasterConfig
 from forecasting.errors import ForecastingError
-from forecasting.evaluate import predict_starts
-from forecasting.forecaster import TrainedForecaster
-from forecasting.metrics import seasonal_naive_scale
+from forecasting.inference import predict_starts
+from forecasting.model.forecaster import TrainedForecaster
+from forecasting.evaluation.metrics import seasonal_naive_scale
 from forecasting.train import config_spec, fit, select_training_frame
-from forecasting.windows import SeriesPanel, WindowSpec
+from forecasting.prep.windows import SeriesPanel, WindowSpec
 
 @dataclass(frozen=True)
 class FoldJob:

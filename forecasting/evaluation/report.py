@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from forecasting.backtest import FORECASTERS, MODEL, BacktestResult
-from forecasting.metrics import (
+from forecasting.evaluation.backtest import FORECASTERS, MODEL, BacktestResult
+from forecasting.evaluation.metrics import (
     competition_mean,
     interval_hits,
     pinball_terms,
@@ -254,7 +254,7 @@ def verdict(result: BacktestResult, scores: Scores) -> str:
 def write_report(result: BacktestResult, directory: str | Path, scores: Scores | None = None) -> ReportFiles:
     """Write report.md, summary/by_step/by_series CSVs, forecasts.parquet and two PNG plots."""
     from forecasting.data.store import write_parquet_atomic
-    from forecasting.plots import plot_backtest_forecasts, plot_error_by_step
+    from forecasting.evaluation.plots import plot_backtest_forecasts, plot_error_by_step
 
     scores = scores or score(result)
     directory = Path(directory)
