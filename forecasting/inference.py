@@ -1,35 +1,21 @@
-"""Batched inference in original units, and scores against the seasonal-naive baseline."""
+"""Batched inference in original units: the one path from a trained model and window starts to forecasts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from forecasting.evaluation import metrics
 from forecasting.prep import transforms
-from forecasting.evaluation.baselines import seasonal_naive
 from forecasting.errors import ForecastingError
 from forecasting.prep.features import future_block, model_values
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.hardware import inference_autocast
 from forecasting.prep.scaling import SeriesScaler
 from forecasting.prep.windows import SeriesPanel, WindowIndex, gather
-
-
-@dataclass(frozen=True)
-class WindowForecasts:
-    """Model and baseline forecasts for a set of windows, all in original units."""
-
-    series: np.ndarray  # (windows,) series index into the panel
-    lookback: np.ndarray  # (windows, lookback) observed target
-    actual: np.ndarray  # (windows, horizon)
-    predicted: np.ndarray  # (windows, horizon) the point forecast
-    baseline: np.ndarray  # (windows, horizon)
-    quantiles: dict[str, np.ndarray] = field(default_factory=dict)  # "q0.1" -> (windows, horizon)
 
 
 @dataclass(frozen=True)
@@ -179,72 +165,3 @@ def _check_starts(panel: SeriesPanel, starts: np.ndarray, lookback: int) -> None
             f"{int(bad.sum())} window(s) do not fit inside one series with lookback {lookback}; "
             f"the first starts at row {int(starts[first])} (pad short series with windows.left_pad)"
         )
-
-
-def window_forecasts(
-    trained: TrainedForecaster,
-    panel: SeriesPanel,
-    index: WindowIndex,
-    *,
-    season: int,
-    inputs: ModelInputs | None = None,
-) -> WindowForecasts:
-    """Forecast every window of ``index`` with the model and the seasonal-naive baseline."""
-    spec = trained.spec
-    positions = index.starts[:, None] + np.arange(spec.length)  # (windows, length)
-    target = panel.values[positions, 0]  # (windows, length), raw units; NaN where padded
-    lookback, actual = target[:, : spec.lookback], target[:, spec.lookback :]
-    pred = predict_starts(trained, panel, index.starts, inputs=inputs)
-    baseline = seasonal_naive(_backfill(lookback), spec.horizon, season=season)
-    quantiles = {k: v for k, v in pred.items() if k != "mean"}
-    return WindowForecasts(index.series, lookback, actual, pred["mean"], baseline, quantiles)
-
-
-def _backfill(x: np.ndarray) -> np.ndarray:
-    """Padded (NaN) lookback steps take the first observed value, so baselines stay defined."""
-    if not np.isnan(x).any():
-        return x
-    first = np.argmax(~np.isnan(x), axis=1)  # (windows,)
-    filled = np.where(np.isnan(x), x[np.arange(x.shape[0]), first][:, None], x)
-    return filled
-
-
-def score(wf: WindowForecasts, *, prefix: str) -> dict[str, float]:
-    """Accuracy of model and baseline over all windows and steps, in original units.
-
-    MAE and RMSE of both, the MAE skill against the baseline (> 0 beats it)
-    and, for quantile models, the mean pinball loss and the coverage of every
-    central interval next to its nominal level: ``val_coverage_80`` is the
-    share of actuals inside [q0.1, q0.9], ``val_coverage_80_nominal`` 0.8.
-    """
-    if wf.actual.size == 0:
-        return {}
-    out = {
-        f"{prefix}_mae": metrics.mae(wf.actual, wf.predicted),
-        f"{prefix}_rmse": metrics.rmse(wf.actual, wf.predicted),
-        f"{prefix}_baseline_mae": metrics.mae(wf.actual, wf.baseline),
-        f"{prefix}_baseline_rmse": metrics.rmse(wf.actual, wf.baseline),
-    }
-    base = out[f"{prefix}_baseline_mae"]
-    # Skill > 0 means the model beats the baseline; undefined when the baseline is perfect.
-    out[f"{prefix}_mae_skill"] = 1.0 - out[f"{prefix}_mae"] / base if base > 0 else float("nan")
-    if wf.quantiles:
-        levels = {float(name[1:]): q for name, q in wf.quantiles.items()}
-        out[f"{prefix}_pinball"] = float(
-            np.mean([metrics.pinball(wf.actual, q, quantile=level) for level, q in levels.items()])
-        )
-        for lo, hi, nominal in central_intervals(tuple(levels)):
-            pct = round(100 * nominal)
-            out[f"{prefix}_coverage_{pct}"] = metrics.interval_coverage(wf.actual, levels[lo], levels[hi])
-            out[f"{prefix}_coverage_{pct}_nominal"] = nominal
-    return out
-
-
-def central_intervals(levels: tuple[float, ...]) -> list[tuple[float, float, float]]:
-    """``(lower, upper, nominal)`` for every pair of levels symmetric about 0.5, e.g. (0.1, 0.9, 0.8)."""
-    pairs = []
-    for lo in sorted(q for q in levels if q < 0.5):
-        hi = next((q for q in levels if abs(q - (1.0 - lo)) < 1e-9), None)
-        if hi is not None:
-            pairs.append((lo, hi, round(hi - lo, 9)))
-    return pairs

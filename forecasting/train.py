@@ -21,7 +21,8 @@ from forecasting.prep import transforms
 from forecasting.config.model import ForecasterConfig
 from forecasting.data.schema import validate_observations
 from forecasting.errors import ForecastingError
-from forecasting.inference import ModelInputs, WindowForecasts, score, window_forecasts
+from forecasting.evaluation.validation import WindowForecasts, score_windows, window_forecasts
+from forecasting.inference import ModelInputs
 from forecasting.prep.features import InputLayout, model_values
 from forecasting.model.forecaster import TrainedForecaster, build_network
 from forecasting.hardware import cpu_has_native_bf16
@@ -263,9 +264,9 @@ def fit(
     test = window_forecasts(trained, panel, test_index, season=season, inputs=inputs) if len(test_index) else None
     metrics: dict[str, float] = {"best_" + monitor: float(best_score) if best_score is not None else float("nan")}
     if validation is not None:
-        metrics |= score(validation, prefix="val")
+        metrics |= score_windows(validation, prefix="val")
     if test is not None:
-        metrics |= score(test, prefix="test")
+        metrics |= score_windows(test, prefix="test")
     trained.metrics = metrics
     return FitResult(trained, validation, test, panel.series_ids)
 

@@ -99,7 +99,7 @@ def fold_threads(config: ForecasterConfig, settings: Settings) -> ForecasterConf
 
 @task(cache_policy=NO_CACHE)
 def report(result: BacktestResult, out_dir: str) -> tuple[Scores, ReportFiles]:
-    scores = score(result)
+    scores = score_backtest(result)
     return scores, write_report(result, out_dir, scores)
 
 

@@ -15,7 +15,7 @@ from forecasting.config.model import parse_config
 from forecasting.errors import ConfigError, ForecastingError
 from forecasting.evaluation.metrics import mase
 from forecasting.predict import forecast
-from forecasting.evaluation.report import forecasts_frame, score, write_report
+from forecasting.evaluation.report import forecasts_frame, score_backtest, write_report
 from forecasting.prep.scaling import SeriesScaler
 from forecasting.prep.windows import SeriesPanel, chronological_split
 from tests.conftest import synthetic_frame, tiny_config_dict
@@ -247,7 +247,7 @@ def test_model_for_another_dataset_is_refused(tiny_fit):
 
 
 def test_the_tiny_model_is_flagged_against_seasonal_naive(no_refit, tmp_path):
-    scores = score(no_refit)
+    scores = score_backtest(no_refit)
     summary = scores.summary.set_index("forecaster")
     assert list(summary.index) == list(FORECASTERS)
     # a noisy sine with period 24: repeating yesterday is nearly perfect, and the 4-epoch model is not
@@ -270,7 +270,7 @@ def test_the_tiny_model_is_flagged_against_seasonal_naive(no_refit, tmp_path):
 
 
 def test_scores_aggregate_per_series_then_step(no_refit):
-    scores = score(no_refit)
+    scores = score_backtest(no_refit)
     model = scores.by_series[scores.by_series["forecaster"] == "model"]
     steps = scores.by_step[scores.by_step["forecaster"] == "model"]
     overall = scores.summary.set_index("forecaster").loc["model"]
@@ -289,7 +289,7 @@ def test_a_perfect_model_beats_seasonal_naive_and_quantiles_are_scored(no_refit)
         forecasts={**no_refit.forecasts, "model": y.copy()},
         quantiles={0.1: y - 1.0, 0.5: y.copy(), 0.9: y - 0.5},
     )
-    scores = score(perfect)
+    scores = score_backtest(perfect)
     row = scores.summary.set_index("forecaster").loc["model"]
     assert scores.beats_reference and row["mae"] == 0.0 and row["skill"] == pytest.approx(1.0)
     # pinball: q0.1 under by 1 -> 0.1; q0.5 exact -> 0; q0.9 under by 0.5 -> 0.45; mean over levels 0.55 / 3
@@ -302,7 +302,7 @@ def test_a_perfect_model_beats_seasonal_naive_and_quantiles_are_scored(no_refit)
 def test_constant_histories_are_left_out_of_mase_with_a_note(no_refit):
     scale = no_refit.scale.copy()
     scale[no_refit.series == 0] = 0.0  # as if series 0 had been constant at lag 24
-    scores = score(dataclasses.replace(no_refit, scale=scale))
+    scores = score_backtest(dataclasses.replace(no_refit, scale=scale))
     assert any("MASE leaves out 3 windows" in n and "synthetic/s0" in n for n in scores.notes)
     model = scores.by_series[scores.by_series["forecaster"] == "model"].set_index("series_id")
     assert np.isnan(model.loc["synthetic/s0", "mase"])

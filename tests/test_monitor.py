@@ -160,7 +160,7 @@ def test_each_version_is_held_to_its_own_season_and_interval():
 
 def test_a_version_without_a_season_is_an_error():
     with pytest.raises(ForecastingError, match="no season length given for model version 1"):
-        monitor.score(issued(range(200, 201)), actuals(), season={"2": 7})
+        monitor.score_forecasts(issued(range(200, 201)), actuals(), season={"2": 7})
 
 
 # --- Season-aware drift -------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -28,7 +29,9 @@ from forecasting.data.quarantine import Quarantine
 from forecasting.data.sources.base import Batch, FetchUnit
 from forecasting.data.store import ObservationStore
 from forecasting.errors import DataValidationError, ForecastingError
-from forecasting.config.ingest import IngestConfig
+
+if TYPE_CHECKING:  # the data layer sits below config; it only reads the config it is handed
+    from forecasting.config.ingest import IngestConfig
 
 
 @dataclass

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from forecasting.inference import WindowForecasts
+from forecasting.evaluation.validation import WindowForecasts
 
 
 def plot_forecasts(

@@ -53,7 +53,7 @@ class ReportFiles:
     files: tuple[Path, ...]
 
 
-def score(result: BacktestResult) -> Scores:
+def score_backtest(result: BacktestResult) -> Scores:
     """Every metric per forecaster, per series, per step and overall."""
     notes: list[str] = []
     labels = np.unique(result.series)
@@ -256,7 +256,7 @@ def write_report(result: BacktestResult, directory: str | Path, scores: Scores |
     from forecasting.data.store import write_parquet_atomic
     from forecasting.evaluation.plots import plot_backtest_forecasts, plot_error_by_step
 
-    scores = scores or score(result)
+    scores = scores or score_backtest(result)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     forecasts = forecasts_frame(result)

@@ -170,7 +170,7 @@ def _quantile_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith("q") and c[1:2].isdigit()]
 
 
-def score(log: pd.DataFrame, actuals: pd.DataFrame, *, season: int | Mapping[str, int]) -> pd.DataFrame:
+def score_forecasts(log: pd.DataFrame, actuals: pd.DataFrame, *, season: int | Mapping[str, int]) -> pd.DataFrame:
     """One row per logged forecast whose actual has arrived: error, |error|, scaled |error|, interval hit.
 
     ``actuals`` is a canonical observation frame. ``season`` is one season
@@ -401,7 +401,7 @@ def evaluate(
     per series against ``training_window`` (the caller passes the window of
     the version in service).
     """
-    scored = score(log, actuals, season=season)
+    scored = score_forecasts(log, actuals, season=season)
     # Error windows end at ``now`` (default: the newest scored target time); drift looks at the newest data.
     drift_now = actuals["timestamp"].max() if now is None else min(now, actuals["timestamp"].max())
     if now is None:

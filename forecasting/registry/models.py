@@ -21,11 +21,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
-import forecasting
 from forecasting.config.model import config_to_yaml
 from forecasting.errors import ForecastingError
 from forecasting.model.forecaster import TrainedForecaster
 
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # forecasting/, shipped beside every pyfunc
 MODEL_ARTIFACT = "model"
 CHAMPION = "champion"
 # What a serving process needs to load the pyfunc; torch keeps the exact CPU pin
@@ -166,7 +166,7 @@ def log_and_register(
                 name=MODEL_ARTIFACT,
                 python_model=ForecasterModel(),
                 artifacts={"forecaster": str(saved)},
-                code_paths=[str(Path(forecasting.__file__).parent)],
+                code_paths=[str(PACKAGE_DIR)],
                 pip_requirements=serving_requirements(),
                 signature=signature,
                 input_example=example,
@@ -234,7 +234,7 @@ def _git_commit() -> str:
     """The commit of the code that trained the model ('unknown' outside a git checkout)."""
     import subprocess
 
-    root = Path(forecasting.__file__).resolve().parent.parent
+    root = PACKAGE_DIR.parent
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):

@@ -31,7 +31,7 @@ from forecasting.config.backtest import BacktestConfig
 from forecasting.errors import ForecastingError
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.registry.policy import Decision, decide
-from forecasting.evaluation.report import score, write_report
+from forecasting.evaluation.report import score_backtest, write_report
 from forecasting.settings import Settings
 
 METRICS = ("mae", "rmse", "smape", "mase")
@@ -107,7 +107,7 @@ def _now() -> str:
 
 def _scores(frame: pd.DataFrame, trained: TrainedForecaster, settings: BacktestConfig, version: str):
     result = backtest(frame, settings, trained=trained, model_version=version)
-    return result, score(result)
+    return result, score_backtest(result)
 
 
 def compare(
