@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from forecasting.model.forecaster import TrainedForecaster, build_network
     from forecasting.predict import forecast
     from forecasting.prep.scaling import SeriesScaler
-    from forecasting.train import config_spec
+    from forecasting.prep.prepare import config_spec
     from forecasting.prep.windows import SeriesPanel, chronological_split, gather
 
     config = parse_config(

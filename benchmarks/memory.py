@@ -71,7 +71,7 @@ def run(task: Task) -> dict:
     from forecasting.model.forecaster import TrainedForecaster, build_network
     from forecasting.model.lightning import WindowBatches, WindowDataModule
     from forecasting.prep.scaling import SeriesScaler
-    from forecasting.train import config_spec, select_training_frame
+    from forecasting.prep.prepare import config_spec, select_training_frame
     from forecasting.prep.windows import SeriesPanel, build_index, chronological_split
 
     base = rss_bytes()

@@ -112,7 +112,7 @@ def run_fit(raw: dict, frame: pd.DataFrame, runs: Runs, *, seed: int) -> None:
     runs.val_mae.append(m["val_mae"])
     runs.path = f"{meta['training_path']['forked_windows']} win/chunk"
     # Inference over the hold-out windows, as the harness calls it.
-    from forecasting.train import _window_indexes, config_spec, select_training_frame  # noqa: PLC2701
+    from forecasting.prep.prepare import _window_indexes, config_spec, select_training_frame  # noqa: PLC2701
     from forecasting.prep.windows import SeriesPanel, chronological_split
 
     panel = SeriesPanel.from_frame(select_training_frame(config, frame))

@@ -70,7 +70,7 @@ def _merge(base: dict, overrides: dict) -> dict:
 
 def in_sample_scales(config, frame) -> dict[str, float]:  # noqa: ANN001
     """Per series: mean |y_t - y_{t-m}| over its training part (the MASE denominator)."""
-    from forecasting.train import config_spec, select_training_frame
+    from forecasting.prep.prepare import config_spec, select_training_frame
     from forecasting.prep.windows import SeriesPanel, chronological_split
 
     frame = select_training_frame(config, frame)
@@ -88,7 +88,7 @@ def in_sample_scales(config, frame) -> dict[str, float]:  # noqa: ANN001
 
 def log_drift(config, frame) -> dict[str, float]:  # noqa: ANN001
     """Per series: the mean log-return of its training part (what an untrained log-return network forecasts)."""
-    from forecasting.train import config_spec, select_training_frame
+    from forecasting.prep.prepare import config_spec, select_training_frame
     from forecasting.prep.windows import SeriesPanel, chronological_split
 
     frame = select_training_frame(config, frame)

@@ -26,3 +26,18 @@ class DataValidationError(ForecastingError):
 
 class ConfigError(ForecastingError):
     """A config file is invalid; the message lists every problem with its field path."""
+
+
+def capped_list(items: Sequence[object], *, limit: int = 10, bullet: str = "  - ") -> str:
+    """The first ``limit`` items, one per line after ``bullet``, then ``... and N more``: long lists stay readable.
+
+    With ``bullet=""`` the items are joined by ", " on one line instead (for a list inside a sentence).
+    """
+    shown = [str(item) for item in list(items)[:limit]]
+    rest = len(items) - len(shown)
+    if not bullet:
+        return ", ".join(shown) + (f", ... and {rest} more" if rest > 0 else "")
+    lines = [f"{bullet}{item}" for item in shown]
+    if rest > 0:
+        lines.append(f"{bullet[: len(bullet) - len(bullet.lstrip())]}... and {rest} more")
+    return "\n".join(lines)

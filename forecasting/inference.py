@@ -11,11 +11,12 @@ from torch import nn
 
 from forecasting.prep import transforms
 from forecasting.errors import ForecastingError
+from forecasting.evaluation.statistical import default_history, statistical_forecasts
 from forecasting.prep.features import future_block, model_values
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.hardware import inference_autocast
 from forecasting.prep.scaling import SeriesScaler
-from forecasting.prep.windows import SeriesPanel, WindowIndex, gather
+from forecasting.prep.windows import SeriesPanel, gather
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ def predict_starts(
     if not 1 <= horizon <= spec.horizon:
         raise ForecastingError(f"horizon {horizon} is outside 1..{spec.horizon}, the horizon model '{trained.config.name}' was trained for")
     _check_starts(panel, starts, spec.lookback)
+    if trained.members:
+        return _predict_ensemble(trained, panel, starts, future=future, horizon=horizon)
     inputs = inputs or model_inputs(trained, panel, scaler=scaler)
     layout = trained.layout
     series = np.searchsorted(panel.offsets, starts, side="right") - 1  # (windows,)
@@ -165,3 +168,32 @@ def _check_starts(panel: SeriesPanel, starts: np.ndarray, lookback: int) -> None
             f"{int(bad.sum())} window(s) do not fit inside one series with lookback {lookback}; "
             f"the first starts at row {int(starts[first])} (pad short series with windows.left_pad)"
         )
+
+
+def _predict_ensemble(
+    trained: TrainedForecaster, panel: SeriesPanel, starts: np.ndarray, *, future: pd.DataFrame | None, horizon: int
+) -> dict[str, np.ndarray]:
+    """Every member forecasts the same origins (reading its own lookback, with its own scaler); the median
+    (or mean) per step is the ensemble's forecast, quantiles likewise per level (a per-level median of
+    non-crossing quantiles does not cross). ``ensemble.statistical`` forecasts join as members ("comb")."""
+    ensemble = trained.config.model.ensemble
+    lookback = trained.spec.lookback
+    outs = [
+        predict_starts(member, panel, starts + (lookback - member.spec.lookback), future=future, horizon=horizon)
+        for member in trained.members
+    ]
+    points = [o["mean"] for o in outs]  # each (windows, horizon)
+    if ensemble is not None and ensemble.statistical and len(starts):
+        series = np.searchsorted(panel.offsets, starts, side="right") - 1
+        origin = starts + lookback - 1  # (windows,) row of each origin
+        history = [panel.values[panel.offsets[s] : o + 1, 0] for s, o in zip(series, origin, strict=True)]
+        season = trained.config.baseline.season_length
+        keep = trained.config.baseline.statistical_history or default_history(season, lookback)
+        stat = statistical_forecasts(history, horizon, season=season, models=ensemble.statistical, max_history=keep)
+        points += list(stat.forecasts.values())
+    combine = np.nanmean if ensemble is not None and ensemble.combine == "mean" else np.nanmedian
+    out = {"mean": combine(np.stack(points), axis=0)}
+    levels = set.intersection(*(set(o) for o in outs)) - {"mean"}
+    for level in sorted(levels):
+        out[level] = np.median(np.stack([o[level] for o in outs]), axis=0)
+    return out

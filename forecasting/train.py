@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,27 +16,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from forecasting.prep import transforms
 from forecasting.config.model import ForecasterConfig
-from forecasting.data.schema import validate_observations
-from forecasting.errors import ForecastingError
-from forecasting.evaluation.validation import WindowForecasts, score_windows, window_forecasts
-from forecasting.inference import ModelInputs
-from forecasting.prep.features import InputLayout, model_values
-from forecasting.model.forecaster import TrainedForecaster, build_network
+from forecasting.evaluation.validation import WindowForecasts, score_windows, statistical_comparison, window_forecasts
 from forecasting.hardware import cpu_has_native_bf16
-from forecasting.prep.scaling import SeriesScaler
-from forecasting.prep.windows import (
-    SeriesPanel,
-    SplitBounds,
-    WindowIndex,
-    WindowSpec,
-    _needed_length,
-    _part_size,
-    build_index,
-    chronological_split,
-    left_pad,
-)
+from forecasting.inference import ModelInputs
+from forecasting.model.forecaster import TrainedForecaster, build_network
+from forecasting.prep import transforms
+from forecasting.prep.prepare import Prepared, data_fingerprint, prepare
+from forecasting.prep.windows import WindowIndex
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,29 +36,9 @@ class FitResult:
     validation: WindowForecasts | None
     test: WindowForecasts | None
     series_ids: tuple[str, ...]
-
-
-def select_training_frame(config: ForecasterConfig, frame: pd.DataFrame) -> pd.DataFrame:
-    """The configured series and columns, validated: every problem reported at once."""
-    data = config.data
-    name = f"dataset '{data.dataset}'"
-    problems = []
-    if "series_id" in frame.columns and data.series:
-        available = set(frame["series_id"].unique())
-        missing = [s for s in data.series if s not in available]
-        if missing:
-            problems.append(f"series {missing} not found; available: {sorted(available)}")
-    wanted = [*data.covariates, *data.future_covariates]
-    missing_cols = [c for c in wanted if c not in frame.columns]
-    if missing_cols:
-        covariate_cols = sorted(set(frame.columns) - {"series_id", "timestamp", "target"})
-        problems.append(f"covariate column(s) {missing_cols} not found; available covariates: {covariate_cols}")
-    if problems:
-        raise ForecastingError(f"config '{config.name}' does not match {name}:\n" + "\n".join(f"  - {p}" for p in problems))
-    if data.series:
-        frame = frame[frame["series_id"].isin(data.series)]
-    columns = ["series_id", "timestamp", "target", *wanted]
-    return validate_observations(frame[columns], required=wanted, name=name)
+    split_summary: str = ""
+    """How the series were used, in one line (also ``forecaster.meta['split_summary']``), e.g.
+    ``617 series: 480 train+val+test, 100 train+val, 37 train only (12 left-padded)``."""
 
 
 def uses_cuda(config: ForecasterConfig) -> bool:
@@ -141,8 +109,12 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     progress: bool = False,
     callbacks: Sequence[Any] = (),
+    map_members: MemberMapper | None = None,
 ) -> FitResult:
     """Train one forecaster on all configured series; evaluate it on validation and test windows.
+
+    With ``model.ensemble`` every member is trained (through ``map_members``: one after another by
+    default, as Prefect tasks in the train flow) and their combination is scored like one model.
 
     ``callbacks`` are extra ``pytorch_lightning.Callback`` objects for the Trainer, after fit's own
     (early stopping, checkpoint, loss history): progress reporting, timing, profiling.
@@ -151,36 +123,31 @@ def fit(
     test windows have their targets strictly after the training part, so no
     number from the future reaches the weights, the scaler or early stopping.
     Windows spanning a gap the data left open (``data.calendar.gap_breaks``)
-    are not used. With ``window.min_length`` below the lookback, series too
-    short for the split are left-padded and every window keeps at least
-    ``min_length`` observed points.
+    are not used. A series too short for its validation and test parts drops
+    test, then validation, and still trains (``windows.plan_split``); one line
+    saying how many series were used how is logged at INFO and kept in
+    ``meta['split_summary']``. With ``window.min_length`` below the lookback,
+    series too short for one training window are left-padded and every window
+    keeps at least ``min_length`` observed points.
     """
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     from forecasting.model.lightning import ChunkBatches, Forking, LitForecaster, LossHistory, Padding, WindowBatches, WindowDataModule
 
+    if config.model.ensemble is not None:
+        return _fit_ensemble(config, frame, checkpoint_dir=checkpoint_dir, map_members=map_members)
     _quiet_lightning()
     t = config.training
     torch.set_num_threads(t.num_threads or max(1, os.cpu_count() or 1))
     torch.set_flush_denormal(True)  # denormal gradients in the LSTM are slow on x86 (+25%)
     pl.seed_everything(t.seed, workers=True, verbose=False)
 
-    frame = select_training_frame(config, frame)
-    spec = config_spec(config)
-    layout = InputLayout.from_config(config)
-    panel = SeriesPanel.from_frame(frame, covariates=layout.data_features[1:])
-    lengths = dict(zip(panel.series_ids, panel.lengths.tolist(), strict=True))
-    panel = _pad_short_series(config, panel, spec)
-    padded_rows = dict(zip(panel.series_ids, (panel.lengths - np.array(list(lengths.values()))).tolist(), strict=True))
-    bounds = chronological_split(panel, spec, val_fraction=config.split.val_fraction, test_fraction=config.split.test_fraction)
+    prepared = prepare(config, frame)
+    frame, spec, layout, panel = prepared.frame, prepared.spec, prepared.layout, prepared.panel
+    lengths, padded_rows, summary, values, scaler = prepared.lengths, prepared.padded_rows, prepared.summary, prepared.values, prepared.scaler
     kind = config.data.target_transform
-    transformed = transforms.apply(panel, kind)
-    scaler = SeriesScaler.fit(transformed, bounds.train_end)
-    values = model_values(panel, layout, scaler, transform=kind, transformed=transformed)  # (n_points, C) float32
-
-    indexes = _window_indexes(config, panel, spec, bounds, lengths)
-    train_index, val_index, test_index = indexes["train"], indexes["val"], indexes["test"]
+    train_index, val_index, test_index = prepared.indexes["train"], prepared.indexes["val"], prepared.indexes["test"]
     has_val = len(val_index) > 0
     monitor = "val_loss" if has_val else "train_loss"
 
@@ -245,6 +212,8 @@ def fit(
         "epochs": trainer.current_epoch,
         "windows": {"train": len(train_index), "val": len(val_index), "test": len(test_index)},
         "padded_series": {s: {"points": lengths[s], "padding": p} for s, p in padded_rows.items() if p},
+        "split_summary": summary,
+        "split_usage": prepared.usage,
         "data": data_fingerprint(frame),
         "hardware": {
             "device": str(trainer.strategy.root_device), "strategy": type(trainer.strategy).__name__,
@@ -258,92 +227,101 @@ def fit(
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     trained = TrainedForecaster(config=config, scaler=scaler, state_dict=state, metrics={}, history=history.epochs, meta=meta)
 
-    inputs = ModelInputs(values, scaler)
-    season = config.baseline.season_length
-    validation = window_forecasts(trained, panel, val_index, season=season, inputs=inputs) if has_val else None
-    test = window_forecasts(trained, panel, test_index, season=season, inputs=inputs) if len(test_index) else None
-    metrics: dict[str, float] = {"best_" + monitor: float(best_score) if best_score is not None else float("nan")}
+    validation, test = _held_out(trained, prepared, inputs=ModelInputs(values, scaler))
+    best = float(best_score) if best_score is not None else float("nan")
+    trained.metrics = _held_out_metrics(trained, prepared, validation, test, best=best, monitor=monitor)
+    return FitResult(trained, validation, test, panel.series_ids, split_summary=summary)
+
+
+def _held_out(
+    trained: TrainedForecaster, prepared: Prepared, *, inputs: ModelInputs | None = None
+) -> tuple[WindowForecasts | None, WindowForecasts | None]:
+    """Forecasts of the validation and test windows (None for an empty part)."""
+    season = trained.config.baseline.season_length
+    out = []
+    for part in ("val", "test"):
+        index = prepared.indexes[part]
+        out.append(window_forecasts(trained, prepared.panel, index, season=season, inputs=inputs) if len(index) else None)
+    return out[0], out[1]
+
+
+def _held_out_metrics(
+    trained: TrainedForecaster,
+    prepared: Prepared,
+    validation: WindowForecasts | None,
+    test: WindowForecasts | None,
+    *,
+    best: float,
+    monitor: str,
+) -> dict[str, float]:
+    metrics: dict[str, float] = {"best_" + monitor: best}
     if validation is not None:
         metrics |= score_windows(validation, prefix="val")
+        metrics |= statistical_comparison(trained, prepared.panel, prepared.indexes["val"], validation, prefix="val")
     if test is not None:
         metrics |= score_windows(test, prefix="test")
-    trained.metrics = metrics
-    return FitResult(trained, validation, test, panel.series_ids)
+    return metrics
 
 
-def _pad_short_series(config: ForecasterConfig, panel: SeriesPanel, spec: WindowSpec) -> SeriesPanel:
-    """With padding on, left-pad series too short for the split so they still contribute windows."""
-    if not config.padded:
-        return panel
-    from forecasting.data.calendar import offset_for
+@dataclass(frozen=True)
+class MemberJob:
+    """One ensemble member's training, planned: everything ``fit_member`` needs (it may run elsewhere)."""
 
-    split = config.split
-    need = _needed_length(spec, split.val_fraction, split.test_fraction)
-    padded, _ = left_pad(panel, need, offset_for(config.data.freq))
-    return padded
+    index: int
+    config: ForecasterConfig
+    frame: pd.DataFrame
+    checkpoint_dir: str | None = None
 
 
-def _window_indexes(
-    config: ForecasterConfig, panel: SeriesPanel, spec: WindowSpec, bounds: SplitBounds, lengths: dict[str, int]
-) -> dict[str, WindowIndex]:
-    """Train (strided), validation and test (every origin) windows; none spans a gap in the grid.
+def fit_member(job: MemberJob) -> FitResult:
+    """Train one ensemble member. Pure: safe on another process or machine."""
+    return fit(job.config, job.frame, checkpoint_dir=job.checkpoint_dir)
 
-    With padding, windows keep at least ``min_length`` observed lookback points
-    and only observed targets; a series left with no training window is an error.
+
+MemberMapper = Callable[[list[MemberJob]], list[FitResult]]
+"""Runs ``fit_member`` over the jobs, results in job order: a loop by default, a Prefect task per member
+(on a Dask cluster, say) in the train flow."""
+
+
+def fit_members_in_turn(jobs: list[MemberJob]) -> list[FitResult]:
+    return [fit_member(job) for job in jobs]
+
+
+def _fit_ensemble(
+    config: ForecasterConfig, frame: pd.DataFrame, *, checkpoint_dir: str | Path | None, map_members: MemberMapper | None
+) -> FitResult:
+    """Train every member (seed + i, its lookback), then score their combination like a single model.
+
+    The ensemble reads ``window.lookback`` points; a member with a shorter lookback reads the last part of
+    them. Its validation and test windows are the ensemble's own (``prepare`` with the ensemble's config),
+    so its scores compare with a single model's on the same split.
     """
-    from forecasting.data.calendar import gap_breaks
-
-    breaks = gap_breaks(panel, config.data.freq)
-    out = {
-        "train": build_index(panel, spec, bounds, "train", max_windows_per_series=config.window.max_windows_per_series, breaks=breaks),
-        "val": build_index(panel, spec, bounds, "val", stride=1, breaks=breaks),
-        "test": build_index(panel, spec, bounds, "test", stride=1, breaks=breaks),
+    started = time.perf_counter()
+    ckpt = None if checkpoint_dir is None else str(checkpoint_dir)
+    jobs = [MemberJob(i, c, frame, ckpt) for i, c in enumerate(config.member_configs())]
+    results = (map_members or fit_members_in_turn)(jobs)
+    if len(results) != len(jobs):
+        raise AssertionError(f"map_members returned {len(results)} members for {len(jobs)} jobs")
+    members = [r.forecaster for r in results]
+    prepared = prepare(config, frame)
+    meta = {
+        "train_seconds": round(sum(m.meta.get("train_seconds", 0.0) for m in members), 3),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "ensemble": [
+            {"seed": m.config.training.seed, "lookback": m.config.window.lookback, "epochs": m.meta.get("epochs"),
+             "train_seconds": m.meta.get("train_seconds"), "val_mae": m.metrics.get("val_mae")}
+            for m in members
+        ],
+        "data": data_fingerprint(prepared.frame),
+        "hardware": members[0].meta.get("hardware", {}),
+        "torch": torch.__version__,
+        "seed": config.training.seed,
     }
-    if not len(out["train"]):
-        raise ForecastingError(
-            f"config '{config.name}': no training window fits between the gaps of the {config.data.freq!r} grid "
-            f"({int(breaks.sum())} gaps in {panel.n_series} series); does data.freq match the data's spacing?"
-        )
-    if not config.padded:
-        return out
-    observed = np.r_[0, np.cumsum(~np.isnan(panel.values[:, 0]))]  # (n_points + 1,) observed before each row
-    for part, index in out.items():
-        s = index.starts
-        seen = observed[s + spec.lookback] - observed[s]
-        targets = observed[s + spec.length] - observed[s + spec.lookback]
-        keep = (seen >= config.min_length) & (targets == spec.horizon)
-        out[part] = WindowIndex(starts=s[keep], series=index.series[keep])
-    trained_on = set(out["train"].series.tolist())
-    orphans = [i for i in range(panel.n_series) if i not in trained_on]
-    if orphans:
-        split = config.split
-        need = _needed_length(spec, split.val_fraction, split.test_fraction)
-        parts = int(_part_size(np.array([need]), split.val_fraction, spec.horizon)[0])
-        parts += int(_part_size(np.array([need]), split.test_fraction, spec.horizon)[0])
-        least = min(need, config.min_length + spec.horizon + parts)
-        lines = [
-            f"  - series '{panel.series_ids[i]}' has {lengths[panel.series_ids[i]]} points; min_length "
-            f"{config.min_length} + horizon {spec.horizon} + validation and test {parts} needs {least}"
-            for i in orphans
-        ]
-        raise ForecastingError(f"{len(orphans)} series too short to train on, even left-padded:\n" + "\n".join(lines))
-    return out
-
-
-def config_spec(config: ForecasterConfig) -> WindowSpec:
-    """The window shape a config asks for."""
-    w = config.window
-    return WindowSpec(lookback=w.lookback, horizon=w.horizon, stride=w.stride)
-
-
-def data_fingerprint(frame: pd.DataFrame) -> dict:
-    """What the model saw: series, time range, rows and a content hash (for lineage)."""
-    digest = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return {
-        "series": sorted(frame["series_id"].unique().tolist()),
-        "start": str(frame["timestamp"].min()),
-        "end": str(frame["timestamp"].max()),
-        "rows": int(len(frame)),
-        "sha1": hashlib.sha1(digest.tobytes()).hexdigest(),
-    }
-
+    trained = TrainedForecaster(config=config, scaler=members[0].scaler, state_dict={}, metrics={}, history=[],
+                                meta=meta, members=members)
+    validation, test = _held_out(trained, prepared)
+    trained.metrics = _held_out_metrics(trained, prepared, validation, test, best=float("nan"), monitor="val_loss")
+    for i, m in enumerate(members):
+        if "val_mae" in m.metrics:
+            trained.metrics[f"member_{i}_val_mae"] = m.metrics["val_mae"]
+    return FitResult(trained, validation, test, prepared.panel.series_ids, split_summary=prepared.summary)

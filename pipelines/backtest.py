@@ -33,7 +33,7 @@ from forecasting.evaluation.report import (
     ReportFiles,
     Scores,
     describe,
-    score,
+    score_backtest,
     summary_markdown,
     summary_metrics,
     verdict,
@@ -106,7 +106,7 @@ def report(result: BacktestResult, out_dir: str) -> tuple[Scores, ReportFiles]:
 @task(cache_policy=NO_CACHE, **io_task_options())
 def log_run(result: BacktestResult, scores: Scores, files: ReportFiles, artifacts_dir: str, model_run_id: str | None) -> str:
     curves = {f"{name}_mae_by_step": group["mae"].tolist() for name, group in scores.by_step.groupby("forecaster", sort=False)}
-    tags = {"beats_seasonal_naive": str(scores.beats_reference).lower()}
+    tags = {f"beats_{name}": str(beats).lower() for name, beats in scores.beats.items()}
     if model_run_id:
         tags["model_run_id"] = model_run_id
     return registry.log_backtest(
@@ -169,6 +169,7 @@ def _summary(result: BacktestResult, scores: Scores, files: ReportFiles, run_id:
         **{k: v for k, v in describe(result).items() if k in ("series", "windows", "origins", "first_origin", "last_origin", "horizon", "stride", "refit", "folds")},
         "rows": scores.summary.to_dict("records"),
         "beats_seasonal_naive": scores.beats_reference,
+        "beats": scores.beats,
         "verdict": verdict(result, scores).replace("**", ""),
         "notes": [*result.notes, *scores.notes],
         "report_dir": str(files.directory),

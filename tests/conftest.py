@@ -76,7 +76,9 @@ def tiny_config_dict(**overrides) -> dict:
         "window": {"lookback": 48, "horizon": 12, "stride": 2},
         "model": {"hidden_size": 16, "num_layers": 2, "dropout": 0.0},
         "training": {"max_epochs": 4, "batch_size": 64, "learning_rate": 0.01, "patience": 2},
-        "baseline": {"season_length": 24},
+        # Statistical baselines off: each would add seconds to every tiny training; tests that check them
+        # (and the shared tiny_fit) turn them on.
+        "baseline": {"season_length": 24, "statistical": []},
     }
     for key, value in overrides.items():
         if isinstance(value, dict):
@@ -104,7 +106,7 @@ def tiny_fit():
     from forecasting.config.model import parse_config
     from forecasting.train import fit
 
-    config = parse_config(tiny_config_dict())
+    config = parse_config(tiny_config_dict(baseline={"statistical": ["ets", "theta"]}))
     frame = synthetic_frame()
     return config, frame, fit(config, frame, checkpoint_dir=_ROOT)
 

@@ -249,7 +249,9 @@ def test_model_for_another_dataset_is_refused(tiny_fit):
 def test_the_tiny_model_is_flagged_against_seasonal_naive(no_refit, tmp_path):
     scores = score_backtest(no_refit)
     summary = scores.summary.set_index("forecaster")
-    assert list(summary.index) == list(FORECASTERS)
+    assert list(summary.index) == [*FORECASTERS, "ets", "theta"]  # the statistical baselines follow by default
+    assert set(scores.beats) == {"naive", "seasonal_naive", "drift", "mean", "ets", "theta"}
+    assert not scores.beats["seasonal_naive"]
     # a noisy sine with period 24: repeating yesterday is nearly perfect, and the 4-epoch model is not
     assert summary.loc["model", "mae"] > summary.loc["seasonal_naive", "mae"]
     assert not scores.beats_reference
@@ -264,7 +266,7 @@ def test_the_tiny_model_is_flagged_against_seasonal_naive(no_refit, tmp_path):
     np.testing.assert_allclose(back["mae"], scores.summary["mae"], rtol=1e-5)
     frame = pd.read_parquet(tmp_path / "report" / "forecasts.parquet")
     assert len(frame) == 9 * 12
-    assert {"series_id", "origin", "timestamp", "step", "actual", *FORECASTERS} <= set(frame.columns)
+    assert {"series_id", "origin", "timestamp", "step", "actual", *FORECASTERS, "ets", "theta"} <= set(frame.columns)
     # the step-1 target is one hour after the origin
     assert ((frame["timestamp"] - frame["origin"]) == pd.Timedelta(hours=1) * frame["step"]).all()
 
@@ -308,3 +310,19 @@ def test_constant_histories_are_left_out_of_mase_with_a_note(no_refit):
     assert np.isnan(model.loc["synthetic/s0", "mase"])
     overall = scores.summary.set_index("forecaster").loc["model", "mase"]
     assert overall == pytest.approx(model["mase"].iloc[1:].mean())
+
+
+def test_rmse_pools_squared_errors_per_series(no_refit):
+    # With errors 1 and 3 on one series' two steps, MAE is 2 and the pooled RMSE sqrt(5), not the MAE again.
+    import dataclasses
+
+    one = dataclasses.replace(
+        no_refit,
+        series=np.array([0]), origin=no_refit.origin[:1], target_time=no_refit.target_time[:1, :2],
+        actual=np.array([[10.0, 10.0]]), horizon=2,
+        forecasts={name: np.array([[11.0, 13.0]]) for name in no_refit.forecasts},
+        quantiles={}, scale=np.array([1.0]), in_sample=np.array([False]), fold=np.array([0]),
+    )
+    row = score_backtest(one).summary.set_index("forecaster").loc["model"]
+    assert row["mae"] == pytest.approx(2.0)
+    assert row["rmse"] == pytest.approx(np.sqrt(5.0))

@@ -141,20 +141,25 @@ def test_every_variant_trains_and_scores_in_original_units(overrides):
 def test_padded_training_takes_short_series_and_names_those_too_short():
     config = parse_config(_tiny(window={"min_length": 24}))
     frame = synthetic_frame(n_series=2, length=400)
-    # min_length 24 + horizon 12 + validation 12 + test 12: 60 points is the least a series can train on.
+    # min_length 24 + horizon 12 + validation 12 + test 12: 60 points keep both parts;
+    # 40 points train only (24 + 12 = 36 is the least a series can train on), left-padded to one window.
     ok = synthetic_frame(n_series=1, length=60, seed=3).assign(series_id="synthetic/new")
-    result = fit(config, pd.concat([frame, ok]))
+    small = synthetic_frame(n_series=1, length=40, seed=5).assign(series_id="synthetic/small")
+    result = fit(config, pd.concat([frame, ok, small]))
     padded = result.forecaster.meta["padded_series"]
-    assert list(padded) == ["synthetic/new"] and padded["synthetic/new"]["points"] == 60
+    assert list(padded) == ["synthetic/new", "synthetic/small"] and padded["synthetic/new"]["points"] == 60
+    assert padded["synthetic/small"] == {"points": 40, "padding": 20}  # 48 + 12 rows make one training window
     assert 2 in result.validation.series  # the short series is scored too (its series index is 2)
+    assert 3 not in result.validation.series and 3 not in result.test.series
+    assert result.split_summary == "4 series: 3 train+val+test, 1 train only (2 left-padded)"
     too_short = [
-        synthetic_frame(n_series=1, length=n, seed=4).assign(series_id=f"synthetic/short{n}") for n in (59, 30)
+        synthetic_frame(n_series=1, length=n, seed=4).assign(series_id=f"synthetic/short{n}") for n in (35, 30)
     ]
     with pytest.raises(ForecastingError) as err:
         fit(config, pd.concat([frame, *too_short]))
     message = str(err.value)
-    assert "2 series too short to train on, even left-padded" in message
-    assert "series 'synthetic/short59' has 59 points; min_length 24 + horizon 12 + validation and test 24 needs 60" in message
+    assert "2 of 4 series are too short for one training window" in message
+    assert "series 'synthetic/short35' has 35 points; min_length 24 + horizon 12 needs 36" in message
     assert "series 'synthetic/short30' has 30 points" in message
 
 

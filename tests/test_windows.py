@@ -18,9 +18,17 @@ from forecasting.prep.windows import (
     WindowSpec,
     build_index,
     chronological_split,
+    USAGES,
     collate_batch,
     gather,
+    left_pad,
+    needed_length,
     origins,
+    part_size,
+    plan_split,
+    split_padding,
+    split_summary,
+    split_usage,
 )
 
 
@@ -140,29 +148,94 @@ def test_no_leakage_across_parts():
     assert np.all(start + spec.length <= panel.lengths[series])
 
 
-def test_short_series_all_listed_in_one_error():
-    panel = make_panel({"stock/FB": 70, "stock/AAPL": 500, "weather/oslo": 12, "weather/rome": 74})
+def test_series_too_short_for_their_parts_drop_test_then_validation():
+    panel = make_panel({"stock/FB": 70, "stock/AAPL": 500, "weather/oslo": 66, "weather/rome": 74})
     spec = WindowSpec(60, 5)
+    bounds = chronological_split(panel, spec, val_fraction=0.05, test_fraction=0.05)
+    # AAPL: val 25, test 25 leave 450. FB 70: val 5 + test 5 would leave 60 < 65, val alone leaves 65.
+    # rome 74: 64 < 65 with both, 69 with val. oslo 66: val would leave 61, so it trains on all 66.
+    assert bounds.val_end.tolist() == [475, 70, 66, 74]
+    assert bounds.train_end.tolist() == [450, 65, 66, 69]
+    assert [USAGES[k] for k in split_usage(panel, bounds)] == ["train+val+test", "train+val", "train only", "train+val"]
+    assert split_summary(panel, bounds) == "4 series: 1 train+val+test, 2 train+val, 1 train only"
+    for part in ("train", "val", "test"):  # every window still lies inside its series' part
+        index = build_index(panel, spec, bounds, part)
+        assert index.series.tolist() == [s for s, _ in reference_windows_series(panel, spec, bounds, part)]
+    assert build_index(panel, spec, bounds, "train").series.tolist().count(2) == 2  # oslo: starts 0 and 1
+
+
+def reference_windows_series(panel, spec, bounds, part):
+    return [(i, s) for s, i in reference_windows(panel, spec, bounds, part, spec.stride, None)]
+
+
+def test_series_too_short_to_train_are_one_capped_error():
+    lengths = {"stock/AAPL": 500, **{f"tiny/{k:02d}": 12 + k for k in range(14)}}
+    panel = make_panel(lengths)
+    spec = WindowSpec(20, 5)
     with pytest.raises(ForecastingError) as caught:
-        chronological_split(panel, spec, val_fraction=0.05, test_fraction=0.05)
+        chronological_split(panel, spec, val_fraction=0.1, test_fraction=0.1)
     message = str(caught.value)
-    assert "series 'stock/FB' has 70 points; lookback 60 + horizon 5 + validation 5 + test 5 needs 75" in message
-    assert "series 'weather/oslo' has 12 points" in message
-    assert "series 'weather/rome' has 74 points" in message
-    assert "stock/AAPL" not in message
-    assert message.startswith("3 of 4 series")
+    assert message.startswith("13 of 15 series are too short for one training window")
+    assert "series 'tiny/00' has 12 points; lookback 20 + horizon 5 needs 25" in message
+    assert message.count("  - series '") == 10
+    assert message.endswith("  ... and 3 more")
+    assert "tiny/13" not in message and "stock/AAPL" not in message
+    # with padding the need is min_length + horizon observed points
+    with pytest.raises(ForecastingError, match=r"(?s)3 of 15 series .*min_length 10 \+ horizon 5 needs 15") as caught:
+        chronological_split(panel, spec, val_fraction=0.1, test_fraction=0.1, min_length=10, padding=np.zeros(15, np.int64))
+    assert "tiny/02' has 14 points" in str(caught.value) and "tiny/03" not in str(caught.value)
+
+
+def test_padding_makes_room_for_one_training_window():
+    raw = make_panel({"long": 80, "mid": 30, "short": 16})
+    spec = WindowSpec(20, 5)
+    kw = dict(val_fraction=0.1, test_fraction=0.1, min_length=10)
+    pad = split_padding(raw.lengths, spec, **kw)
+    # long: 80 - 8 - 5 = 67 train rows; mid 30: 30 - 5 - 5 = 20 observed >= 15, padded to 25; short 16: train only, 9 rows.
+    assert pad.tolist() == [0, 5, 9]
+    panel, added = left_pad(raw, raw.lengths + pad, pd.tseries.frequencies.to_offset("h"))
+    assert added.tolist() == pad.tolist()
+    bounds = chronological_split(panel, spec, padding=pad, **kw)
+    assert (bounds.train_end >= spec.length).all()
+    assert split_summary(panel, bounds, pad) == "3 series: 2 train+val+test, 1 train only (2 left-padded)"
+    with pytest.raises(ValueError, match="left-pad them"):
+        chronological_split(raw, spec, **kw)  # not padded: the split says so rather than yield no window
+
+
+def test_all_long_split_is_unchanged():
+    """Where every series has room for both parts, the split is exactly the old rule: n - test, n - test - val."""
+    rng = np.random.default_rng(1)
+    spec = WindowSpec(12, 4)
+    for fv, ft in [(0.1, 0.1), (0.2, 0.0), (0.0, 0.15), (0.3, 0.2)]:
+        need = needed_length(spec, fv, ft)
+        lengths = {f"s{i}": int(n) for i, n in enumerate(rng.integers(need, need + 200, 40))}
+        panel = make_panel(lengths, covariates=())
+        n = panel.lengths
+        test = np.where(ft > 0, np.maximum(4, np.rint(ft * n)), 0)
+        val = np.where(fv > 0, np.maximum(4, np.rint(fv * n)), 0)
+        bounds = chronological_split(panel, spec, val_fraction=fv, test_fraction=ft)
+        assert np.array_equal(bounds.val_end, n - test) and np.array_equal(bounds.train_end, n - test - val)
+        full = "train+val+test" if fv and ft else ("train+val" if fv else "train+test")
+        assert split_summary(panel, bounds) == f"40 series: 40 {full}"
 
 
 def test_needed_length_accounts_for_growing_parts():
     spec = WindowSpec(10, 2)
-    panel = make_panel({"a": 12})
-    with pytest.raises(ForecastingError, match=r"needs (\d+)") as caught:
-        chronological_split(panel, spec, val_fraction=0.3, test_fraction=0.2)
-    need = int(caught.value.args[0].rsplit("needs ", 1)[1])
-    for n in range(need, need + 30):  # the stated length and every longer one split
-        chronological_split(make_panel({"a": n}), spec, val_fraction=0.3, test_fraction=0.2)
-    with pytest.raises(ForecastingError):
-        chronological_split(make_panel({"a": need - 1}), spec, val_fraction=0.3, test_fraction=0.2)
+    need = needed_length(spec, 0.3, 0.2)
+    for n in range(need, need + 30):  # the stated length and every longer one keeps both parts
+        plan = plan_split(np.array([n]), spec, val_fraction=0.3, test_fraction=0.2)
+        assert plan.usage.tolist() == [0], n
+    plan = plan_split(np.array([need - 1]), spec, val_fraction=0.3, test_fraction=0.2)
+    assert plan.usage.tolist() != [0]
+
+
+def test_origins_share_the_split_rule():
+    from forecasting.evaluation import origins
+
+    spec = WindowSpec(10, 3)
+    for fv, ft in [(0.1, 0.1), (0.45, 0.45), (0.3, 0.0), (0.0, 0.2)]:
+        assert origins.min_train_points(spec, fv, ft) == needed_length(spec, fv, ft)
+    assert origins.part_size is part_size
 
 
 def test_all_needs_no_bounds_and_skips_short_series():

@@ -101,7 +101,7 @@ def predict(data: TaskData, repeats: int, *, precision: str = "32") -> dict:
     from forecasting.model.forecaster import TrainedForecaster, build_network
     from forecasting.hardware import inference_autocast
     from forecasting.prep.scaling import SeriesScaler
-    from forecasting.train import config_spec
+    from forecasting.prep.prepare import config_spec
     from forecasting.prep.windows import chronological_split, gather
 
     task = data.task

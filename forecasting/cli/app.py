@@ -154,9 +154,16 @@ def predict(
         from forecasting.config.model import load_config
 
         model = run_or_exit(load_config, config).name
+    from rich.text import Text
+
     from pipelines.predict import predict_flow
 
-    summary = run_or_exit(predict_flow, model, alias=alias, home=str(settings.home), as_of=as_of)
+    try:
+        summary = predict_flow(model, alias=alias, home=str(settings.home), as_of=as_of)
+    except ForecastingError as exc:
+        # Soft-wrapped, unmarked: "model 'm' has no champion: ...; promote one with ..." stays one line in any log.
+        err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
     console.print(f"{summary['name']} v{summary['version']}: {summary['rows']} rows ({summary['series']} series x {summary['horizon']} steps) -> {summary['path']}")
 
 
@@ -182,21 +189,29 @@ def quickstart(
 
 
 def _print_training(summaries: list[dict]) -> None:
-    table = Table(title="Validation, original units (lower is better)")
-    for col in ("model", "version", "MAE", "RMSE", "baseline", "base MAE", "base RMSE", "beats"):
+    """One row per model and baseline: seasonal naive on every validation window, the statistical
+    baselines (baseline.statistical) on the most recent windows of each series, the model on the same."""
+    table = Table(title="Validation, original units (lower is better): the model against each baseline on the same windows")
+    for col in ("model", "version", "baseline", "windows", "MAE", "base MAE", "RMSE", "base RMSE", "beats"):
         table.add_column(col, justify="left" if col in ("model", "baseline") else "right", no_wrap=True)
     for s in summaries:
         m = s["metrics"]
         if "val_mae" not in m:
-            table.add_row(s["name"], s["version"], "-", "-", "-", "-", "-", "no validation")
+            table.add_row(s["name"], s["version"], "-", "-", "-", "-", "-", "-", "no validation")
             continue
         season = s.get("season_length", 1)
-        baseline = f"seasonal naive ({season})" if season > 1 else "naive"
-        beats = m["val_mae"] < m["val_baseline_mae"]
-        table.add_row(
-            s["name"], s["version"], f"{m['val_mae']:.3f}", f"{m['val_rmse']:.3f}", baseline,
-            f"{m['val_baseline_mae']:.3f}", f"{m['val_baseline_rmse']:.3f}", "[green]yes[/]" if beats else "[red]no[/]",
-        )
+        rows = [(f"seasonal naive ({season})" if season > 1 else "naive", int(m.get("val_windows", 0)) or "all",
+                 m["val_mae"], m["val_baseline_mae"], m["val_rmse"], m["val_baseline_rmse"])]
+        for name in ("ets", "theta", "arima"):
+            if f"val_{name}_mae" in m:
+                rows.append((name, int(m["val_stat_windows"]), m["val_stat_model_mae"], m[f"val_{name}_mae"],
+                             m["val_stat_model_rmse"], m[f"val_{name}_rmse"]))
+        for k, (baseline, windows, mae, base_mae, rmse, base_rmse) in enumerate(rows):
+            table.add_row(
+                s["name"] if k == 0 else "", s["version"] if k == 0 else "", baseline, str(windows),
+                f"{mae:.4g}", f"{base_mae:.4g}", f"{rmse:.4g}", f"{base_rmse:.4g}",
+                "[green]yes[/]" if mae < base_mae else "[red]no[/]",
+            )
     console.print(table)
     for s in summaries:
         if "reason" in s:

@@ -22,6 +22,7 @@ class _Strict(BaseModel):
 
 
 TargetTransform = Literal["none", "log", "difference", "log-return"]
+StatisticalModel = Literal["ets", "theta", "arima"]
 CalendarFeature = Literal["hour_of_day", "day_of_week", "day_of_year", "weekend", "holiday", "trading_day"]
 
 
@@ -84,6 +85,35 @@ class SplitConfig(_Strict):
     test_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="Share of each series (at its very end) held out for the final test.")
 
 
+class EnsembleConfig(_Strict):
+    """Several networks trained on the same data, served as one model: the forecast is their median.
+
+    N-BEATS and the M4 winners got much of their edge from ensembling; members differ by seed and,
+    optionally, by lookback. One MLflow version holds every member; one pyfunc serves them.
+    """
+
+    members: int = Field(5, ge=2, le=64, description="Networks trained, each with seed training.seed + i.")
+    lookbacks: list[int] = Field(
+        default_factory=list,
+        description="Member lookbacks, assigned in turn (member i gets lookbacks[i % len]); each at most "
+        "window.lookback, which is what the ensemble reads. Empty: every member uses window.lookback. "
+        "E.g. 1.5x to 4x the season.",
+    )
+    combine: Literal["median", "mean"] = Field("median", description="How member forecasts are combined per step.")
+    statistical: list[StatisticalModel] = Field(
+        default_factory=list,
+        description="Statistical forecasts that join the combination as members ('comb'): ets, theta, arima, "
+        "refitted per origin on the history up to it when the ensemble forecasts.",
+    )
+
+    @field_validator("lookbacks")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value):
+            raise ValueError(f"lookbacks must be >= 1, got {value}")
+        return value
+
+
 class ModelConfig(_Strict):
     cell: Literal["lstm", "gru", "rnn"] = Field(
         "lstm", description="Recurrent cell: lstm, gru, or a vanilla tanh rnn (kept as a reference point)."
@@ -133,6 +163,10 @@ class ModelConfig(_Strict):
         description="Static covariate: a learned per-series embedding of this size fed to every step "
         "(0 = none). Series unseen in training use a shared 'unknown' vector, trained by dropping the "
         "series identity from 10% of training windows.",
+    )
+
+    ensemble: EnsembleConfig | None = Field(
+        None, description="Train several members and serve their median as one model (see EnsembleConfig)."
     )
 
     @field_validator("quantiles")
@@ -201,8 +235,24 @@ class InferenceConfig(_Strict):
     )
 
 
+NAIVE_BASELINES: tuple[str, ...] = ("naive", "seasonal_naive", "drift", "mean")
+"""Baselines computed from each window's lookback alone (forecasting.evaluation.baselines)."""
+
+
 class BaselineConfig(_Strict):
     season_length: int = Field(1, ge=1, description="Season of the seasonal-naive baseline (24 for hourly, 1 = naive).")
+    statistical: list[StatisticalModel] = Field(
+        default_factory=lambda: ["ets", "theta"],
+        description="Statistical forecasters scored beside the model on the same origins, each refitted per origin "
+        "on the history up to it (statsforecast): 'ets' (AutoETS), 'theta' (AutoTheta), 'arima' (AutoARIMA, slow). "
+        "What a user would otherwise run: a model that loses to them is not worth serving.",
+    )
+    statistical_history: int | None = Field(
+        None,
+        ge=2,
+        description="Most recent points each statistical fit reads; default max(10 seasons, 5 x lookback). Bounds "
+        "the cost of refitting per origin on long hourly series; their forecasts depend on recent data anyway.",
+    )
 
 
 class PromotionConfig(_Strict):
@@ -217,6 +267,12 @@ class PromotionConfig(_Strict):
         "above zero so that retraining noise alone never swaps the model in service.",
     )
     origins: int = Field(30, ge=1, description="Most recent out-of-sample origins both versions are backtested on.")
+    must_beat: list[str] = Field(
+        default_factory=lambda: ["seasonal_naive"],
+        description="Baselines a version must beat on ``metric`` (same origins) to become champion, the first "
+        "version of a name included: any of naive, seasonal_naive, drift, mean, or a statistical model listed "
+        "in baseline.statistical (e.g. [ets, theta]).",
+    )
 
 
 class ForecasterConfig(_Strict):
@@ -247,6 +303,27 @@ class ForecasterConfig(_Strict):
                 f"window.min_length: {self.window.min_length} exceeds window.lookback {self.window.lookback}; "
                 "series at least lookback long need no padding"
             )
+        ensemble = self.model.ensemble
+        if ensemble is not None:
+            too_long = [lb for lb in ensemble.lookbacks if lb > self.window.lookback]
+            if too_long:
+                problems.append(
+                    f"model.ensemble.lookbacks: {too_long} exceed window.lookback {self.window.lookback}, which is what "
+                    "the ensemble reads; raise window.lookback to the longest member's"
+                )
+            too_short = [lb for lb in ensemble.lookbacks if lb < self.baseline.season_length]
+            if too_short:
+                problems.append(
+                    f"model.ensemble.lookbacks: {too_short} are shorter than baseline.season_length "
+                    f"{self.baseline.season_length}; a member must see one full season"
+                )
+        known = set(NAIVE_BASELINES) | set(self.baseline.statistical)
+        unknown = [b for b in self.promotion.must_beat if b not in known]
+        if unknown:
+            problems.append(
+                f"promotion.must_beat: {unknown} is not a computed baseline; choose from {sorted(known)} "
+                "(statistical ones must also be listed in baseline.statistical)"
+            )
         if self.training.batch_size > 65536:
             problems.append(f"training.batch_size: {self.training.batch_size} is larger than any sensible batch")
         if problems:
@@ -270,6 +347,26 @@ class ForecasterConfig(_Strict):
     def padded(self) -> bool:
         """True when short series are left-padded and the network reads a mask input."""
         return self.min_length < self.window.lookback
+
+    def member_configs(self) -> list[ForecasterConfig]:
+        """One config per ensemble member (seed + i, its lookback), each a plain single-network config."""
+        ensemble = self.model.ensemble
+        if ensemble is None:
+            return [self]
+        out = []
+        for i in range(ensemble.members):
+            lookback = ensemble.lookbacks[i % len(ensemble.lookbacks)] if ensemble.lookbacks else self.window.lookback
+            min_length = None if self.window.min_length is None else min(self.window.min_length, lookback)
+            out.append(
+                self.model_copy(
+                    update={
+                        "model": self.model.model_copy(update={"ensemble": None}),
+                        "window": self.window.model_copy(update={"lookback": lookback, "min_length": min_length}),
+                        "training": self.training.model_copy(update={"seed": self.training.seed + i}),
+                    }
+                )
+            )
+        return out
 
     def flat(self) -> dict[str, Any]:
         """Every resolved setting as ``section.key -> value``: what MLflow logs as params."""

@@ -33,12 +33,14 @@ import pandas as pd
 from forecasting.config.backtest import BacktestConfig
 from forecasting.evaluation.origins import holdout_start, min_train_points, no_origins_message, plan_origins
 from forecasting.evaluation.baselines import BASELINES, baseline_forecast
+from forecasting.evaluation.statistical import default_history, statistical_forecasts
 from forecasting.config.model import ForecasterConfig
 from forecasting.errors import ForecastingError
 from forecasting.inference import predict_starts
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.evaluation.metrics import seasonal_naive_scale
-from forecasting.train import config_spec, fit, select_training_frame
+from forecasting.train import fit
+from forecasting.prep.prepare import config_spec, select_training_frame
 from forecasting.prep.windows import SeriesPanel, WindowSpec
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def fit_folds_in_turn(jobs: list[FoldJob]) -> list[tuple[TrainedForecaster, floa
 
 MODEL = "model"
 FORECASTERS: tuple[str, ...] = (MODEL, *BASELINES)
-"""Report order: the model, then every baseline (naive, seasonal_naive, drift, mean)."""
+"""Report order: the model, then every naive-family baseline (naive, seasonal_naive, drift, mean); the
+statistical ones the config lists (``baseline.statistical``: ets, theta, arima) follow."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class BacktestResult:
     origin: np.ndarray  # (N,) datetime64[ns], UTC
     target_time: np.ndarray  # (N, H) datetime64[ns], UTC: the actual time of each target row
     actual: np.ndarray  # (N, H)
-    forecasts: dict[str, np.ndarray]  # forecaster -> (N, H) point forecasts, FORECASTERS order
+    forecasts: dict[str, np.ndarray]  # forecaster -> (N, H) point forecasts: FORECASTERS, then statistical ones
     quantiles: dict[float, np.ndarray]  # model quantile level -> (N, H)
     scale: np.ndarray  # (N,) MASE denominators
     in_sample: np.ndarray  # (N,) bool
@@ -322,6 +325,21 @@ def _assemble(
     forecasts = {MODEL: out["mean"][:, :horizon]}
     for name in BASELINES:
         forecasts[name] = baseline_forecast(name, history, horizon, season=season)  # (N, H)
+    statistical = config.baseline.statistical
+    if statistical:
+        # Refitted per origin on the series' history up to it: what a statistical forecaster would have said then.
+        keep = config.baseline.statistical_history or default_history(season, lookback)
+        first = panel.offsets[series]  # (N,) first row of each window's series
+        histories = [panel.values[max(a, o + 1 - keep) : o + 1, 0] for a, o in zip(first, origin_row, strict=True)]
+        fitted = statistical_forecasts(histories, horizon, season=season, models=statistical, max_history=keep)
+        forecasts |= fitted.forecasts
+        for name, failed in fitted.fallbacks.items():
+            if failed:
+                notes.append(f"{name}: the fit failed on {failed} of {len(histories)} windows; seasonal naive stood in there")
+        notes.append(
+            "statistical baselines (" + ", ".join(statistical) + f") refitted per origin on the last {keep} points: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in fitted.seconds.items())
+        )
     quantiles = {float(k[1:]): v[:, :horizon] for k, v in out.items() if k.startswith("q") and _is_number(k[1:])}
     scale = seasonal_naive_scale(panel.values[:, 0], panel.offsets[series], origin_row + 1, season=season)
     return BacktestResult(

@@ -12,8 +12,10 @@ import pandas as pd
 from forecasting.config.backtest import BacktestConfig
 from forecasting.errors import ForecastingError
 from forecasting.model.forecaster import TrainedForecaster
-from forecasting.train import data_fingerprint
-from forecasting.prep.windows import SeriesPanel, WindowSpec
+from forecasting.prep.prepare import data_fingerprint
+from forecasting.prep.windows import SeriesPanel, WindowSpec, needed_length, part_size, plan_split
+
+__all__ = ["holdout_start", "min_train_points", "no_origins_message", "part_size", "plan_origins"]
 
 
 def plan_origins(
@@ -67,11 +69,13 @@ def holdout_start(
     in_training = frame["series_id"].isin(data.get("series") or panel.series_ids) & (frame["timestamp"] <= end)
     trained_rows = frame[in_training].reset_index(drop=True)
     if data.get("sha1") and data_fingerprint(trained_rows)["sha1"] == data["sha1"]:
-        split, spec = trained.config.split, trained.spec
-        n = seen
-        if getattr(trained.config, "padded", False):  # fit left-pads short series to the split's minimum
-            n = np.maximum(n, min_train_points(spec, split.val_fraction, split.test_fraction))
-        holdout = seen - part_size(n, split.test_fraction, spec.horizon)  # the test part is the series' tail
+        config, spec = trained.config, trained.spec
+        # The split fit made (windows.plan_split): a series too short for a test part has none, so all of it is in-sample.
+        plan = plan_split(
+            seen, spec, val_fraction=config.split.val_fraction, test_fraction=config.split.test_fraction,
+            min_length=getattr(config, "min_length", None),
+        )
+        holdout = seen - plan.test  # the test part is the series' tail
         learned = panel.timestamps[panel.offsets[:-1] + np.maximum(holdout - 1, 0)]  # (S,) last target learned from
         last = pd.Timestamp(learned.max(), tz="UTC")
         note = (
@@ -84,18 +88,11 @@ def holdout_start(
 
 
 def min_train_points(spec: WindowSpec, val_fraction: float, test_fraction: float = 0.0) -> int:
-    """Fewest points per series ``fit`` splits into one training window plus validation and test parts."""
-    n = spec.length
-    while n - part_size(n, val_fraction, spec.horizon) - part_size(n, test_fraction, spec.horizon) < spec.length:
-        n += 1  # the training part never shrinks as n grows, so the first n that works is the answer
-    return n
+    """Fewest points from which every series ``fit`` splits into one training window plus validation and test parts.
 
-
-def part_size(n: np.ndarray | int, fraction: float, horizon: int) -> np.ndarray | int:
-    """Points ``windows.chronological_split`` gives a validation or test part: ``max(horizon, round(f * n))``, 0 if f is 0."""
-    if fraction == 0:
-        return np.zeros_like(n) if isinstance(n, np.ndarray) else 0
-    return np.maximum(horizon, np.rint(fraction * np.asarray(n)).astype(np.int64))
+    ``windows.needed_length``: the split's own rule, so the two cannot disagree.
+    """
+    return needed_length(spec, val_fraction, test_fraction)
 
 
 def no_origins_message(

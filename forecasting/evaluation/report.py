@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from forecasting.evaluation.backtest import FORECASTERS, MODEL, BacktestResult
+from forecasting.evaluation.backtest import MODEL, BacktestResult
 from forecasting.evaluation.metrics import (
     competition_mean,
     interval_hits,
@@ -24,6 +24,7 @@ from forecasting.evaluation.metrics import (
     series_step_mean,
     smape_terms,
 )
+from forecasting.evaluation.statistical import STATISTICAL
 
 POINT_METRICS: tuple[str, ...] = ("mae", "rmse", "smape", "mase")
 LABELS = {"mae": "MAE", "rmse": "RMSE", "smape": "sMAPE %", "mase": "MASE", "pinball": "pinball", "skill": "skill vs seasonal naive"}
@@ -43,6 +44,8 @@ class Scores:
     """forecaster, series_id, windows, metrics: mean over steps per series."""
     beats_reference: bool
     """Whether the model's MAE is below seasonal naive's."""
+    beats: dict[str, bool]
+    """Baseline -> whether the model's MAE is below that baseline's (naive family and statistical ones)."""
     notes: tuple[str, ...]
 
 
@@ -58,7 +61,8 @@ def score_backtest(result: BacktestResult) -> Scores:
     notes: list[str] = []
     labels = np.unique(result.series)
     series_names = [result.series_ids[i] for i in labels]
-    per: dict[str, dict[str, np.ndarray]] = {name: {} for name in FORECASTERS}  # forecaster -> metric -> (S, H)
+    names = list(result.forecasts)  # the model, the naive family, then any statistical baselines
+    per: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}  # forecaster -> metric -> (S, H)
     valid = result.scale > 0
     if not valid.all():
         flat = sorted({result.series_ids[i] for i in result.series[~valid]})
@@ -69,16 +73,16 @@ def score_backtest(result: BacktestResult) -> Scores:
     for name, pred in result.forecasts.items():
         errors = result.actual - pred
         per[name]["mae"] = series_step_mean(np.abs(errors), result.series)[1]
-        per[name]["rmse"] = np.sqrt(series_step_mean(errors**2, result.series)[1])
+        per[name]["rmse"] = series_step_mean(errors**2, result.series)[1]  # MSE per (series, step); rooted below
         per[name]["smape"] = series_step_mean(smape_terms(result.actual, pred), result.series)[1]
         per[name]["mase"] = _mase(result, pred, valid, labels)
     if result.quantiles:
         per[MODEL] |= _quantile_scores(result)
 
-    metrics = list(dict.fromkeys(m for name in FORECASTERS for m in per[name]))
+    metrics = list(dict.fromkeys(m for name in names for m in per[name]))
     summary_rows, step_rows, series_rows = [], [], []
     windows = np.bincount(np.searchsorted(labels, result.series), minlength=labels.size)
-    for name in FORECASTERS:
+    for name in names:
         row: dict[str, object] = {"forecaster": name}
         steps = pd.DataFrame({"forecaster": name, "step": np.arange(1, result.horizon + 1)})
         by_series = pd.DataFrame({"forecaster": name, "series_id": series_names, "windows": windows})
@@ -86,6 +90,9 @@ def score_backtest(result: BacktestResult) -> Scores:
             table = per[name].get(metric)
             if table is None:
                 row[metric] = np.nan
+                continue
+            if metric == "rmse":
+                row[metric], steps[metric], by_series[metric] = _pooled_rmse(table)
                 continue
             # MASE may lack series whose every history was constant; the others still count.
             kept = table[~np.isnan(table).all(axis=1)] if metric == "mase" else table
@@ -98,13 +105,27 @@ def score_backtest(result: BacktestResult) -> Scores:
     reference = float(summary.loc[summary["forecaster"] == REFERENCE, "mae"].iloc[0])
     summary["skill"] = 1.0 - summary["mae"] / reference if reference > 0 else np.nan
     model_mae = float(summary.loc[summary["forecaster"] == MODEL, "mae"].iloc[0])
+    maes = summary.set_index("forecaster")["mae"]
     return Scores(
         summary=summary,
         by_step=pd.concat(step_rows, ignore_index=True),
         by_series=pd.concat(series_rows, ignore_index=True),
         beats_reference=bool(model_mae < reference),
+        beats={name: bool(model_mae < float(maes[name])) for name in names if name != MODEL},
         notes=tuple(notes),
     )
+
+
+def _pooled_rmse(mse: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """RMSE from ``(series, step)`` mean squared errors: overall, by step, by series.
+
+    Each series' RMSE is the root of its squared errors pooled over origins and steps; the headline is
+    their mean over series. By step, the root of the mean squared error over series at that step. So an
+    RMSE never equals the MAE just because a series has one origin.
+    """
+    by_series = np.sqrt(mse.mean(axis=1))  # (S,)
+    by_step = np.sqrt(mse.mean(axis=0))  # (H,)
+    return float(by_series.mean()), by_step, by_series
 
 
 def _mase(result: BacktestResult, pred: np.ndarray, valid: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -151,7 +172,7 @@ def forecasts_frame(result: BacktestResult) -> pd.DataFrame:
             "actual": result.actual.reshape(-1),
         }
     )
-    for name in FORECASTERS:
+    for name in result.forecasts:
         frame[name] = result.forecasts[name].reshape(-1)
         if name == MODEL:
             for q, values in result.quantiles.items():
@@ -199,18 +220,21 @@ def to_markdown(result: BacktestResult, scores: Scores, *, images: dict[str, str
         "",
         summary_markdown(scores),
         "",
-        "Skill = 1 - MAE / MAE of seasonal naive (above 0 beats it). Baselines read the same lookback window as the model.",
+        "Skill = 1 - MAE / MAE of seasonal naive (above 0 beats it). The naive family reads the same lookback window "
+        "as the model; statistical baselines (ets, theta, arima) are refitted per origin on the history up to it. "
+        "Aggregation: each metric per series and step, then the mean over series per step, then over steps; RMSE is "
+        "the root of each series' squared errors pooled over its origins and steps, averaged over series.",
         "",
         "## MAE by horizon step (mean over series)",
         "",
     ]
     if images and "error_by_step" in images:
         lines += [f"![MAE by horizon step]({images['error_by_step']})", ""]
-    pivot = scores.by_step.pivot(index="step", columns="forecaster", values="mae")[list(FORECASTERS)]
+    pivot = scores.by_step.pivot(index="step", columns="forecaster", values="mae")[list(result.forecasts)]
     lines += [_markdown_table(pivot.reset_index()), ""]
     if images and "forecasts" in images:
         lines += ["## Forecasts vs actuals (latest origins)", "", f"![forecasts vs actuals]({images['forecasts']})", ""]
-    by_series = scores.by_series.pivot(index="series_id", columns="forecaster", values="mae")[list(FORECASTERS)]
+    by_series = scores.by_series.pivot(index="series_id", columns="forecaster", values="mae")[list(result.forecasts)]
     by_series = by_series.sort_values(MODEL, ascending=False)
     title = "## MAE per series" + (f" (worst {MAX_SERIES_ROWS} for the model; all in by_series.csv)" if len(by_series) > MAX_SERIES_ROWS else "")
     lines += [title, "", _markdown_table(by_series.head(MAX_SERIES_ROWS).reset_index()), ""]
@@ -243,8 +267,15 @@ def verdict(result: BacktestResult, scores: Scores) -> str:
     """One line: does the model beat seasonal naive on MAE? A model that does not is flagged."""
     s = scores.summary.set_index("forecaster")
     model, ref = s.loc[MODEL, "mae"], s.loc[REFERENCE, "mae"]
+    statistical = [n for n in result.forecasts if n in STATISTICAL]
+    losses = [f"{n} (MAE {s.loc[n, 'mae']:.4g})" for n in statistical if not scores.beats[n]]
     if scores.beats_reference:
-        return f"**The model beats seasonal naive (season {result.season})**: MAE {model:.4g} vs {ref:.4g} (skill {1 - model / ref:+.1%})."
+        line = f"**The model beats seasonal naive (season {result.season})**: MAE {model:.4g} vs {ref:.4g} (skill {1 - model / ref:+.1%})."
+        if losses:
+            line += " **FLAG: it loses to " + " and ".join(losses) + "**: a user running statsforecast would forecast better."
+        elif statistical:
+            line += " It also beats " + " and ".join(f"{n} ({s.loc[n, 'mae']:.4g})" for n in statistical) + "."
+        return line
     return (
         f"**FLAG: the model does not beat seasonal naive (season {result.season})**: MAE {model:.4g} vs {ref:.4g}. "
         "Do not serve it on accuracy grounds."

@@ -12,6 +12,7 @@ import numpy as np
 
 from forecasting.evaluation import metrics
 from forecasting.evaluation.baselines import seasonal_naive
+from forecasting.evaluation.statistical import default_history, statistical_forecasts
 from forecasting.inference import ModelInputs, predict_starts
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.prep.windows import SeriesPanel, WindowIndex
@@ -73,6 +74,7 @@ def score_windows(wf: WindowForecasts, *, prefix: str) -> dict[str, float]:
         f"{prefix}_rmse": metrics.rmse(wf.actual, wf.predicted),
         f"{prefix}_baseline_mae": metrics.mae(wf.actual, wf.baseline),
         f"{prefix}_baseline_rmse": metrics.rmse(wf.actual, wf.baseline),
+        f"{prefix}_windows": float(wf.actual.shape[0]),
     }
     base = out[f"{prefix}_baseline_mae"]
     # Skill > 0 means the model beats the baseline; undefined when the baseline is perfect.
@@ -97,3 +99,64 @@ def central_intervals(levels: tuple[float, ...]) -> list[tuple[float, float, flo
         if hi is not None:
             pairs.append((lo, hi, round(hi - lo, 9)))
     return pairs
+
+
+STATISTICAL_ORIGINS_PER_SERIES = 4
+"""Held-out origins per series the statistical baselines are refitted at after training: the most recent
+ones, a horizon apart. Fitting ETS at every validation origin of an hourly series would take minutes."""
+
+
+def statistical_comparison(
+    trained: TrainedForecaster,
+    panel: SeriesPanel,
+    index: WindowIndex,
+    forecasts: WindowForecasts,
+    *,
+    prefix: str,
+    per_series: int = STATISTICAL_ORIGINS_PER_SERIES,
+) -> dict[str, float]:
+    """The model against the statistical baselines (``baseline.statistical``) on the same held-out windows.
+
+    Up to ``per_series`` most recent non-overlapping windows per series; each baseline is refitted per
+    window on the series' history up to its origin. Returns ``{prefix}_stat_windows``, the model's MAE and
+    RMSE on those windows (``{prefix}_stat_model_mae``) and each baseline's (``{prefix}_ets_mae``, ...).
+    """
+    config = trained.config
+    models = config.baseline.statistical
+    if not models or not len(index):
+        return {}
+    spec = trained.spec
+    pick = recent_windows(index, spacing=spec.horizon, per_series=per_series)  # positions into index
+    season = config.baseline.season_length
+    keep = config.baseline.statistical_history or default_history(season, spec.lookback)
+    origin = index.starts[pick] + spec.lookback - 1  # (W,) global row of each origin
+    first = panel.offsets[index.series[pick]]
+    histories = [panel.values[max(a, o + 1 - keep) : o + 1, 0] for a, o in zip(first, origin, strict=True)]
+    fitted = statistical_forecasts(histories, spec.horizon, season=season, models=models, max_history=keep)
+    actual = forecasts.actual[pick]
+    out = {
+        f"{prefix}_stat_windows": float(len(pick)),
+        f"{prefix}_stat_model_mae": metrics.mae(actual, forecasts.predicted[pick]),
+        f"{prefix}_stat_model_rmse": metrics.rmse(actual, forecasts.predicted[pick]),
+    }
+    for name, pred in fitted.forecasts.items():
+        out[f"{prefix}_{name}_mae"] = metrics.mae(actual, pred)
+        out[f"{prefix}_{name}_rmse"] = metrics.rmse(actual, pred)
+    return out
+
+
+def recent_windows(index: WindowIndex, *, spacing: int, per_series: int) -> np.ndarray:
+    """Positions of each series' latest window and those ``spacing`` starts before it, up to ``per_series``."""
+    picked = []
+    for s in np.unique(index.series):
+        rows = np.flatnonzero(index.series == s)  # ordered by time within the series
+        starts = index.starts[rows]
+        chosen, last = [], None
+        for r, start in zip(rows[::-1], starts[::-1], strict=True):
+            if last is None or last - start >= spacing:
+                chosen.append(r)
+                last = start
+                if len(chosen) == per_series:
+                    break
+        picked.extend(sorted(chosen))
+    return np.asarray(picked, dtype=np.int64)

@@ -21,12 +21,14 @@ from forecasting.errors import ForecastingError
 from forecasting.prep.features import InputLayout
 from forecasting.model.network import RecurrentForecaster, output_names
 from forecasting.prep.scaling import SeriesScaler
+from forecasting.prep.prepare import config_spec
 from forecasting.prep.windows import WindowSpec
 
 CONFIG_FILE = "config.yaml"
 SCALER_FILE = "scaler.json"
 WEIGHTS_FILE = "weights.pt"
 META_FILE = "meta.json"
+MEMBERS_DIR = "members"
 
 
 def build_network(config: ForecasterConfig, n_series: int = 0) -> RecurrentForecaster:
@@ -63,11 +65,17 @@ class TrainedForecaster:
     metrics: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    members: list[TrainedForecaster] = field(default_factory=list)
+    """Ensemble members (``model.ensemble``), each a single network; empty for a single network, whose
+    weights are ``state_dict``. An ensemble's ``scaler`` is its first member's (series codes, known series)."""
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
 
     @property
     def spec(self) -> WindowSpec:
-        w = self.config.window
-        return WindowSpec(lookback=w.lookback, horizon=w.horizon, stride=w.stride)
+        return config_spec(self.config)
 
     @property
     def layout(self) -> InputLayout:
@@ -82,6 +90,11 @@ class TrainedForecaster:
 
     def network(self) -> RecurrentForecaster:
         """A fresh network with the trained weights, in eval mode on the CPU."""
+        if self.members:
+            raise ForecastingError(
+                f"model '{self.config.name}' is an ensemble of {len(self.members)} networks; forecast through "
+                "forecasting.inference.predict_starts, which combines them"
+            )
         net = build_network(self.config, len(self.scaler.series_ids))
         try:
             net.load_state_dict(self.state_dict)
@@ -104,6 +117,8 @@ class TrainedForecaster:
         (directory / SCALER_FILE).write_text(json.dumps(self.scaler.to_dict()))
         torch.save({k: v.detach().cpu() for k, v in self.state_dict.items()}, directory / WEIGHTS_FILE)
         (directory / META_FILE).write_text(json.dumps({"metrics": self.metrics, "history": self.history, **self.meta}))
+        for i, member in enumerate(self.members):
+            member.save(directory / MEMBERS_DIR / str(i))
         return directory
 
     @classmethod
@@ -115,4 +130,7 @@ class TrainedForecaster:
         meta = json.loads((directory / META_FILE).read_text()) if (directory / META_FILE).exists() else {}
         metrics = meta.pop("metrics", {})
         history = meta.pop("history", [])
-        return cls(config=config, scaler=scaler, state_dict=state, metrics=metrics, history=history, meta=meta)
+        members_dir = directory / MEMBERS_DIR
+        count = len(list(members_dir.iterdir())) if members_dir.is_dir() else 0
+        members = [cls.load(members_dir / str(i)) for i in range(count)]
+        return cls(config=config, scaler=scaler, state_dict=state, metrics=metrics, history=history, meta=meta, members=members)

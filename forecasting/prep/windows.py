@@ -7,9 +7,10 @@ advanced-indexing gather. Materialising every window up front would cost
 O(windows x lookback), which is what this module exists to avoid.
 
 Splits are chronological per series: validation and test are the most recent
-points, and a window belongs to a part by where its *targets* fall. A
-validation window's lookback may reach back into the training part: that is
-past data the model is allowed to see, not leakage.
+points, and a window belongs to a part by where its *targets* fall. A series
+too short for both parts drops test, then validation (``plan_split``), and
+still trains. A validation window's lookback may reach back into the
+training part: that is past data the model is allowed to see, not leakage.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from forecasting.errors import ForecastingError
+from forecasting.errors import ForecastingError, capped_list
 
 Part = Literal["train", "val", "test", "all"]
 PARTS: tuple[str, ...] = ("train", "val", "test", "all")
@@ -95,7 +96,10 @@ class SeriesPanel:
         series_ids = tuple(str(s) for s in ids[starts])
         if len(set(series_ids)) != len(series_ids):
             repeated = sorted({s for s in series_ids if series_ids.count(s) > 1})
-            raise ForecastingError(f"frame is not sorted by series_id: series {repeated} appear in separate blocks")
+            raise ForecastingError(
+                f"frame is not sorted by series_id: {len(repeated)} series appear in separate blocks: "
+                + capped_list([repr(r) for r in repeated], bullet="")
+            )
 
         values = np.empty((len(frame), len(features)), dtype=np.float64)  # (n_points, n_features)
         for j, column in enumerate(features):
@@ -135,7 +139,10 @@ class SeriesPanel:
         position = {s: i for i, s in enumerate(self.series_ids)}
         unknown = [s for s in series_ids if s not in position]
         if unknown:
-            raise ForecastingError(f"panel has no series {unknown}; it holds {self.n_series} series")
+            raise ForecastingError(
+                f"panel has no series [{capped_list([repr(u) for u in unknown], bullet='')}] ({len(unknown)} unknown); "
+                f"it holds {self.n_series} series"
+            )
         picked = np.array([position[s] for s in series_ids], dtype=np.int64)
         lengths = self.lengths[picked]
         rows = np.concatenate(
@@ -156,60 +163,168 @@ class SplitBounds:
     val_end: np.ndarray  # (n_series,) int64, exclusive end of the validation part
 
 
-def chronological_split(
-    panel: SeriesPanel, spec: WindowSpec, *, val_fraction: float, test_fraction: float
-) -> SplitBounds:
-    """Give each series' most recent points to test, the ones before to validation.
+USAGES: tuple[str, ...] = ("train+val+test", "train+val", "train+test", "train only")
+"""What a series is used for, most complete first (``SplitPlan.usage`` indexes this)."""
 
-    Each non-empty part gets ``max(horizon, round(fraction * n))`` points so it
-    holds at least one full target span; a fraction of 0 leaves that part empty.
-    Every series must keep ``spec.length`` training points (one training
-    window); otherwise one ``ForecastingError`` lists every series too short.
+
+@dataclass(frozen=True, eq=False)
+class SplitPlan:
+    """Per series: the most recent points kept for validation and test, by the one split-size rule.
+
+    A series long enough keeps both parts; a shorter one drops its test part
+    first, then its validation part (validation drives early stopping), so it
+    still keeps the points of one training window.
     """
+
+    val: np.ndarray  # (n_series,) int64 validation points (0: none)
+    test: np.ndarray  # (n_series,) int64 test points (0: none)
+    trainable: np.ndarray  # (n_series,) bool, at least one training window's worth of points
+    train_points: int
+    """Points one training window needs: lookback + horizon, or min_length + horizon with padding."""
+
+    @property
+    def usage(self) -> np.ndarray:
+        """``(n_series,)`` int64 index into ``USAGES`` (-1: too short to train on)."""
+        code = np.where(self.val > 0, np.where(self.test > 0, 0, 1), np.where(self.test > 0, 2, 3))
+        return np.where(self.trainable, code, -1).astype(np.int64)
+
+
+def part_size(n: np.ndarray | int, fraction: float, horizon: int) -> np.ndarray | int:
+    """Points a validation or test part of an ``n``-point series gets: ``max(horizon, round(fraction * n))``.
+
+    A fraction of 0 gives 0 (no part). The single home of this rule: the split,
+    padding and backtests' in-sample boundary all call it.
+    """
+    if fraction == 0:
+        return np.zeros_like(n) if isinstance(n, np.ndarray) else 0
+    # np.rint rounds half to even, exactly like Python's round().
+    size = np.maximum(horizon, np.rint(fraction * np.asarray(n)).astype(np.int64))
+    return size if isinstance(n, np.ndarray) else int(size)
+
+
+def train_points(spec: WindowSpec, min_length: int | None = None) -> int:
+    """Observed points one training window needs: ``min_length`` (default the lookback) + horizon."""
+    return (spec.lookback if min_length is None else min(min_length, spec.lookback)) + spec.horizon
+
+
+def needed_length(spec: WindowSpec, val_fraction: float, test_fraction: float, min_length: int | None = None) -> int:
+    """Smallest n from which every longer series keeps validation, test and one training window.
+
+    Validation and test grow with n, so the need is not simply ``length + parts(n)``
+    at the short series' own n; search for it instead.
+    """
+    least = train_points(spec, min_length)
+    upper = int(np.ceil((least + 2 * spec.horizon + 2) / (1.0 - val_fraction - test_fraction))) + 2
+    n = np.arange(upper + 1, dtype=np.int64)
+    train = n - part_size(n, val_fraction, spec.horizon) - part_size(n, test_fraction, spec.horizon)
+    failing = np.flatnonzero(train < least)
+    return int(failing[-1]) + 1
+
+
+def plan_split(
+    lengths: np.ndarray, spec: WindowSpec, *, val_fraction: float, test_fraction: float, min_length: int | None = None
+) -> SplitPlan:
+    """Decide, per series of ``lengths`` observed points, which held-out parts it keeps.
+
+    Each part has ``part_size(n, fraction, horizon)`` points. A series keeps
+    validation and test if ``train_points`` remain before them; else validation
+    alone if they remain before it; else it trains on all its points (if it
+    has ``train_points``). ``min_length`` below the lookback means the caller
+    left-pads (``split_padding``) so fewer observed points make a window.
+    """
+    _check_fractions(val_fraction, test_fraction)
+    n = np.asarray(lengths, dtype=np.int64)
+    least = train_points(spec, min_length)
+    val = part_size(n, val_fraction, spec.horizon)
+    test = part_size(n, test_fraction, spec.horizon)
+    full = n - val - test >= least
+    keep_val = full | (n - val >= least)
+    return SplitPlan(
+        val=np.where(keep_val, val, 0).astype(np.int64),
+        test=np.where(full, test, 0).astype(np.int64),
+        trainable=n >= least,
+        train_points=least,
+    )
+
+
+def split_padding(
+    lengths: np.ndarray, spec: WindowSpec, *, val_fraction: float, test_fraction: float, min_length: int | None = None
+) -> np.ndarray:
+    """``(n_series,)`` rows to left-pad so each trainable series' training part spans one full window."""
+    plan = plan_split(lengths, spec, val_fraction=val_fraction, test_fraction=test_fraction, min_length=min_length)
+    train = np.asarray(lengths, dtype=np.int64) - plan.val - plan.test
+    return np.where(plan.trainable, np.maximum(spec.length - train, 0), 0).astype(np.int64)
+
+
+def chronological_split(
+    panel: SeriesPanel,
+    spec: WindowSpec,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    min_length: int | None = None,
+    padding: np.ndarray | None = None,
+) -> SplitBounds:
+    """Give each series' most recent points to test, the ones before to validation (``plan_split``).
+
+    Each kept part gets ``max(horizon, round(fraction * n))`` points so it holds
+    at least one full target span; a fraction of 0 leaves that part empty. A
+    series too short for its parts drops test, then validation, and trains on
+    what it has. ``padding`` (rows ``left_pad`` prepended per series; see
+    ``split_padding``) is not counted as data. Only series too short for even
+    one training window are an error: one ``ForecastingError`` naming them.
+    """
+    _check_fractions(val_fraction, test_fraction)
+    pad = np.zeros(panel.n_series, np.int64) if padding is None else np.asarray(padding, dtype=np.int64)
+    if pad.shape != (panel.n_series,):
+        raise ValueError(f"padding has shape {pad.shape}; the panel has {panel.n_series} series")
+    observed = panel.lengths - pad
+    plan = plan_split(observed, spec, val_fraction=val_fraction, test_fraction=test_fraction, min_length=min_length)
+    short = np.flatnonzero(~plan.trainable)
+    if short.size:
+        padded = min_length is not None and min_length < spec.lookback
+        parts = f"min_length {min_length}" if padded else f"lookback {spec.lookback}"
+        parts += f" + horizon {spec.horizon}"
+        lines = [f"series '{panel.series_ids[i]}' has {observed[i]} points; {parts} needs {plan.train_points}" for i in short]
+        hint = "" if padded else "; a window.min_length below the lookback would left-pad shorter series"
+        raise ForecastingError(
+            f"{short.size} of {panel.n_series} series are too short for one training window, even without "
+            f"validation or test parts ({parts} = {plan.train_points} points{hint}):\n" + capped_list(lines)
+        )
+    val_end = panel.lengths - plan.test
+    train_end = val_end - plan.val
+    thin = np.flatnonzero(train_end < spec.length)
+    if thin.size:
+        names = capped_list([repr(panel.series_ids[i]) for i in thin], bullet="")
+        raise ValueError(
+            f"{thin.size} series keep fewer than {spec.length} rows for training ({names}): "
+            "left-pad them by split_padding first and pass that padding"
+        )
+    return SplitBounds(train_end=train_end.astype(np.int64), val_end=val_end.astype(np.int64))
+
+
+def split_usage(panel: SeriesPanel, bounds: SplitBounds) -> np.ndarray:
+    """``(n_series,)`` int64 index into ``USAGES``: which parts each series has under ``bounds``."""
+    has_val = bounds.val_end > bounds.train_end
+    has_test = panel.lengths > bounds.val_end
+    return np.where(has_val, np.where(has_test, 0, 1), np.where(has_test, 2, 3)).astype(np.int64)
+
+
+def split_summary(panel: SeriesPanel, bounds: SplitBounds, padding: np.ndarray | None = None) -> str:
+    """One line saying how the series are used, e.g. ``617 series: 480 train+val+test, 137 train only (12 left-padded)``."""
+    counts = np.bincount(split_usage(panel, bounds), minlength=len(USAGES))
+    parts = [f"{int(c)} {USAGES[k]}" for k, c in enumerate(counts) if c]
+    line = f"{panel.n_series} series: " + (", ".join(parts) if parts else "none")
+    n_padded = 0 if padding is None else int(np.count_nonzero(padding))
+    return line + (f" ({n_padded} left-padded)" if n_padded else "")
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
     for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {fraction}")
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(f"val_fraction {val_fraction} + test_fraction {test_fraction} leaves nothing to train on")
-
-    n = panel.lengths
-    test = _part_size(n, test_fraction, spec.horizon)
-    val_end = n - test
-    train_end = val_end - _part_size(n, val_fraction, spec.horizon)
-    short = np.flatnonzero(train_end < spec.length)
-    if short.size:
-        need = _needed_length(spec, val_fraction, test_fraction)
-        val_need = int(_part_size(np.array([need]), val_fraction, spec.horizon)[0])
-        test_need = int(_part_size(np.array([need]), test_fraction, spec.horizon)[0])
-        parts = f"lookback {spec.lookback} + horizon {spec.horizon}"
-        parts += f" + validation {val_need}" if val_fraction else ""
-        parts += f" + test {test_need}" if test_fraction else ""
-        lines = [f"  - series '{panel.series_ids[i]}' has {n[i]} points; {parts} needs {need}" for i in short]
-        raise ForecastingError(
-            f"{short.size} of {panel.n_series} series are too short for one training window "
-            f"(val_fraction {val_fraction}, test_fraction {test_fraction}):\n" + "\n".join(lines)
-        )
-    return SplitBounds(train_end=train_end.astype(np.int64), val_end=val_end.astype(np.int64))
-
-
-def _part_size(n: np.ndarray, fraction: float, horizon: int) -> np.ndarray:
-    if fraction == 0:
-        return np.zeros_like(n)
-    # np.rint rounds half to even, exactly like Python's round().
-    return np.maximum(horizon, np.rint(fraction * n).astype(np.int64))
-
-
-def _needed_length(spec: WindowSpec, val_fraction: float, test_fraction: float) -> int:
-    """Smallest n from which every longer series also splits.
-
-    Validation and test grow with n, so the need is not simply ``length + parts(n)``
-    at the short series' own n; search for it instead.
-    """
-    upper = int(np.ceil((spec.length + 2 * spec.horizon + 2) / (1.0 - val_fraction - test_fraction))) + 2
-    n = np.arange(upper + 1, dtype=np.int64)
-    train = n - _part_size(n, val_fraction, spec.horizon) - _part_size(n, test_fraction, spec.horizon)
-    failing = np.flatnonzero(train < spec.length)
-    return int(failing[-1]) + 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -368,8 +483,11 @@ def _check_positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-def left_pad(panel: SeriesPanel, length: int, step: pd.DateOffset) -> tuple[SeriesPanel, np.ndarray]:
+def left_pad(panel: SeriesPanel, length: int | np.ndarray, step: pd.DateOffset) -> tuple[SeriesPanel, np.ndarray]:
     """Prepend NaN rows to every series shorter than ``length`` so it has exactly ``length`` rows.
+
+    ``length`` is one length for all series or ``(n_series,)`` lengths, one per
+    series (``n + split_padding(...)`` pads each just enough to train on).
 
     Padded rows carry NaN in every feature (a NaN target is how the rest of
     the package recognises padding: validated data never has one) and
@@ -377,8 +495,11 @@ def left_pad(panel: SeriesPanel, length: int, step: pd.DateOffset) -> tuple[Seri
     features stay defined. Returns the new panel and ``(n_series,)`` int64 rows
     added per series; a panel needing no padding is returned as is.
     """
-    _check_positive_int("length", length)
-    pad = np.maximum(length - panel.lengths, 0).astype(np.int64)  # (n_series,)
+    if np.ndim(length) == 0:
+        _check_positive_int("length", length)
+    elif np.shape(length) != (panel.n_series,):
+        raise ValueError(f"length has shape {np.shape(length)}; the panel has {panel.n_series} series")
+    pad = np.maximum(np.asarray(length, dtype=np.int64) - panel.lengths, 0).astype(np.int64)  # (n_series,)
     if not pad.any():
         return panel, pad
     new_lengths = panel.lengths + pad

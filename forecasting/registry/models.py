@@ -259,6 +259,17 @@ def _description(trained: TrainedForecaster) -> str:
             f"Validation MAE {m['val_mae']:.4g} vs seasonal naive (season {c.baseline.season_length}) "
             f"{m['val_baseline_mae']:.4g}; RMSE {m['val_rmse']:.4g} vs {m['val_baseline_rmse']:.4g}."
         )
+    statistical = [n for n in c.baseline.statistical if f"val_{n}_mae" in m]
+    if statistical:
+        against = ", ".join(
+            f"{n.upper() if n != 'theta' else 'Theta'} {m[f'val_{n}_mae']:.4g}"
+            + (" (beaten)" if m["val_stat_model_mae"] < m[f"val_{n}_mae"] else " (**not beaten**)")
+            for n in statistical
+        )
+        lines.append(
+            f"On the latest {int(m['val_stat_windows'])} validation windows, MAE {m['val_stat_model_mae']:.4g} "
+            f"against statistical models refitted per origin: {against}."
+        )
     data = trained.meta.get("data", {})
     if data:
         lines.append(f"Trained on {data.get('rows')} rows from {data.get('start')} to {data.get('end')}.")
@@ -419,7 +430,7 @@ def set_champion(
             return
     client.update_registered_model(name, description=_model_card(trained, version))
     client.set_registered_model_tag(name, "champion_version", version)
-    for key in ("val_mae", "val_mae_skill"):
+    for key in ("val_mae", "val_mae_skill", "val_stat_model_mae", "val_ets_mae", "val_theta_mae", "val_arima_mae"):
         if key in trained.metrics:
             client.set_registered_model_tag(name, f"champion_{key}", f"{trained.metrics[key]:.4g}")
 

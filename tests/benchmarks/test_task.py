@@ -44,7 +44,7 @@ def test_scores_are_zero_for_the_truth_and_match_forecasting_metrics() -> None:
 
 def test_holdout_is_the_projects_test_split() -> None:
     from benchmarks.contestants.project import _panel_and_starts, config
-    from forecasting.train import config_spec
+    from forecasting.prep.prepare import config_spec
     from forecasting.prep.windows import build_index, chronological_split
 
     data = load(TINY)

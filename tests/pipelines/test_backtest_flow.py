@@ -36,7 +36,7 @@ def bt_home(tmp_path_factory, prefect_harness):
         window={"lookback": 28, "horizon": 7, "stride": 7},
         model={"hidden_size": 8, "num_layers": 1},
         training={"max_epochs": 1},
-        baseline={"season_length": 7},
+        baseline={"season_length": 7, "statistical": ["ets", "theta"]},
     )
     path = home / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -59,7 +59,8 @@ def test_flow_writes_the_report_logs_a_tagged_run_and_publishes_artifacts(bt_hom
     summary = backtest_flow(str(path), overrides={"origins": 10}, out_dir=str(tmp_path / "report"), home=str(home))
     assert (summary["name"], summary["version"]) == (NAME, "1")
     assert summary["origins"] == 10 and summary["windows"] == 10 and summary["series"] == 1
-    assert [r["forecaster"] for r in summary["rows"]] == ["model", "naive", "seasonal_naive", "drift", "mean"]
+    assert [r["forecaster"] for r in summary["rows"]] == ["model", "naive", "seasonal_naive", "drift", "mean", "ets", "theta"]
+    assert set(summary["beats"]) == {"naive", "seasonal_naive", "drift", "mean", "ets", "theta"}
     assert summary["beats_seasonal_naive"] == ("does not beat" not in summary["verdict"])
     for name in ("report.md", "summary.csv", "by_step.csv", "by_series.csv", "forecasts.parquet", "error_by_step.png", "forecasts.png"):
         assert (tmp_path / "report" / name).is_file(), name
@@ -74,6 +75,9 @@ def test_flow_writes_the_report_logs_a_tagged_run_and_publishes_artifacts(bt_hom
     assert run.data.tags["model_run_id"] == client.get_model_version(NAME, "1").run_id
     model_mae = next(r["mae"] for r in summary["rows"] if r["forecaster"] == "model")
     assert run.data.metrics["model_mae"] == pytest.approx(model_mae)
+    ets_mae = next(r["mae"] for r in summary["rows"] if r["forecaster"] == "ets")
+    assert run.data.metrics["ets_mae"] == pytest.approx(ets_mae)  # the statistical baselines are MLflow metrics too
+    assert run.data.tags["beats_ets"] == str(summary["beats"]["ets"]).lower()
     assert run.data.params["origins"] == "10"
     curve = client.get_metric_history(summary["run_id"], "seasonal_naive_mae_by_step")
     assert sorted(m.step for m in curve) == list(range(1, 8))

@@ -1,0 +1,42 @@
+"""The statistical baselines (statsforecast) against hand computations on tiny synthetic series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forecasting.errors import ForecastingError
+from forecasting.evaluation.statistical import statistical_forecasts
+
+
+def test_ets_and_theta_continue_an_exactly_seasonal_series():
+    # Three seasons of 1,5,3,7 (no trend, no noise): the hand forecast repeats the pattern.
+    pattern = np.array([1.0, 5.0, 3.0, 7.0])
+    y = np.tile(pattern, 6)
+    out = statistical_forecasts([y], 6, season=4, models=["ets", "theta"])
+    expected = np.tile(pattern, 2)[:6]
+    np.testing.assert_allclose(out.forecasts["ets"][0], expected, atol=0.05)
+    np.testing.assert_allclose(out.forecasts["theta"][0], expected, atol=0.25)
+    assert out.fallbacks == {"ets": 0, "theta": 0}
+
+
+def test_a_constant_series_is_forecast_flat_and_padding_is_dropped():
+    y = np.r_[np.full(5, np.nan), np.full(20, 3.0)]  # left padding first, then a constant
+    out = statistical_forecasts([y], 3, season=1, models=["ets", "theta"])
+    for name in ("ets", "theta"):
+        np.testing.assert_allclose(out.forecasts[name][0], [3.0, 3.0, 3.0], atol=1e-6)
+
+
+def test_each_history_is_fitted_on_its_own_and_only_its_last_points():
+    # Two origins of one series: the later history ends on a new level, which only its own fit sees.
+    low, high = np.full(30, 1.0), np.r_[np.full(30, 1.0), np.full(30, 9.0)]
+    out = statistical_forecasts([low, high], 2, season=1, models=["ets"], max_history=20)
+    np.testing.assert_allclose(out.forecasts["ets"][0], [1.0, 1.0], atol=1e-3)
+    np.testing.assert_allclose(out.forecasts["ets"][1], [9.0, 9.0], atol=1e-3)
+
+
+def test_unknown_model_and_empty_history_are_clear_errors():
+    with pytest.raises(ForecastingError, match="unknown statistical model.*'prophet'"):
+        statistical_forecasts([np.ones(10)], 2, season=1, models=["prophet"])
+    with pytest.raises(ForecastingError, match="empty history"):
+        statistical_forecasts([np.full(4, np.nan)], 2, season=1, models=["ets"])
