@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test ui clean browser bench
+.PHONY: install demo test test-fast ui clean browser bench
 
 # The venv is rebuilt when the pins change. torch stays at exactly 2.13.0
 # (constraints.txt): the CPU wheel on local disk; any other version is a CUDA build.
@@ -27,6 +27,10 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# Everything but the tests marked slow (training a model, starting a server): seconds, not minutes.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 # Benchmarks against the peers (benchmarks/README.md): the `bench` extra (Darts,
 # NeuralForecast, py-spy) goes in with the same torch pin, so no other torch is

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
 import pandas as pd
 
+from forecasting.config.model import ForecasterConfig
 from forecasting.errors import ForecastingError
 from forecasting.settings import Settings
 
@@ -65,6 +67,15 @@ def fanout_task_runner(settings: Settings | None = None) -> Any:
     return DaskTaskRunner(cluster_kwargs={
         "n_workers": settings.task_workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
     })
+
+
+def fanout_threads(config: ForecasterConfig, settings: Settings) -> ForecasterConfig:
+    """Trainings side by side (backtest folds, ensemble members) must share the cores: one torch thread per Dask worker (its nanny sets
+    one OMP thread), the cores split among the threads of a thread pool; a config's own setting wins."""
+    if settings.task_runner == "sequential" or config.training.num_threads is not None:
+        return config
+    threads = 1 if settings.task_runner == "dask" else max(1, (os.cpu_count() or 1) // settings.task_workers)
+    return config.model_copy(update={"training": config.training.model_copy(update={"num_threads": threads})})
 
 
 def name_run(name: str) -> str:

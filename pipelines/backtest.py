@@ -40,7 +40,7 @@ from forecasting.evaluation.report import (
     write_report,
 )
 from forecasting.settings import Settings, with_hardware
-from pipelines._common import artifact_key, fanout_task_runner, io_task_options, name_run, resolve_settings, stamp
+from pipelines._common import artifact_key, fanout_task_runner, fanout_threads, io_task_options, name_run, resolve_settings, stamp
 
 
 @task(cache_policy=NO_CACHE)
@@ -84,17 +84,6 @@ def fan_out_folds(jobs: list[FoldJob]) -> list[tuple[TrainedForecaster, float]]:
     """``backtest``'s fold mapper: one ``train_fold`` task per fold, all submitted, results in fold order."""
     futures = [train_fold.submit(job) for job in jobs]
     return [future.result() for future in futures]
-
-
-def fold_threads(config: ForecasterConfig, settings: Settings) -> ForecasterConfig:
-    """Folds trained side by side must share the cores: one torch thread per Dask worker (its nanny sets
-    one OMP thread), the cores split among the threads of a thread pool; a config's own setting wins."""
-    import os
-
-    if settings.task_runner == "sequential" or config.training.num_threads is not None:
-        return config
-    threads = 1 if settings.task_runner == "dask" else max(1, (os.cpu_count() or 1) // settings.task_workers)
-    return config.model_copy(update={"training": config.training.model_copy(update={"num_threads": threads})})
 
 
 @task(cache_policy=NO_CACHE)
@@ -148,7 +137,7 @@ def backtest_flow(
         name_run(f"backtest-{(trained.config if trained else config).name} {what}@{stamp(frame['timestamp'].max())}")
     if train:
         # Planning and assembly are cheap and run here; each fold's training is a task of its own.
-        result = backtest(frame, bt, config=fold_threads(config, settings), checkpoint_dir=str(settings.checkpoints_dir),
+        result = backtest(frame, bt, config=fanout_threads(config, settings), checkpoint_dir=str(settings.checkpoints_dir),
                           log=get_run_logger().info, map_folds=fan_out_folds)
     else:
         result = run_backtest(frame, bt, trained, None, ref.version, str(settings.checkpoints_dir))

@@ -19,11 +19,14 @@ from forecasting.ops import forecast_log
 from forecasting.registry import models as registry
 from forecasting.data.store import ObservationStore
 from forecasting.predict import as_of_timestamp, latest_history, write_forecasts
+from forecasting.registry.promotion import require_champion
 from pipelines._common import artifact_key, fanout_task_runner, io_task_options, name_run, resolve_settings, stamp
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
 def load_model(name: str, alias: str) -> registry.LoadedForecaster:
+    if alias == registry.CHAMPION:
+        require_champion(name)  # a name whose versions all failed the promotion gate: one line saying so
     return registry.load(name, alias)
 
 

@@ -1,4 +1,7 @@
-"""Train flow: fit, register as `challenger`, backtest against the champion, promote only a winner.
+"""Train flow: fit, register as `challenger`, backtest against the gate's baselines and the champion, promote only a winner.
+
+A winner beats every baseline of ``promotion.must_beat`` on the same origins (the first version of a name too:
+a name whose versions all lose has no champion) and then the champion by ``promotion.margin``.
 
 Retries sit on the I/O tasks only: reading the store and registering in MLflow (a retry after a
 half-done registration leaves an extra version without aliases; the retried one becomes the challenger).
@@ -24,8 +27,8 @@ from forecasting.evaluation.plots import plot_forecasts
 from forecasting.predict import latest_history
 from forecasting.registry.promotion import promote_and_attach_report
 from forecasting.settings import with_hardware
-from forecasting.train import FitResult, fit
-from pipelines._common import artifact_key, io_task_options, name_run, resolve_settings, stamp
+from forecasting.train import FitResult, MemberJob, fit, fit_member
+from pipelines._common import artifact_key, fanout_task_runner, fanout_threads, io_task_options, name_run, resolve_settings, stamp
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
@@ -36,6 +39,20 @@ def read_dataset(store_root: str, config: ForecasterConfig) -> pd.DataFrame:
 @task(cache_policy=NO_CACHE)
 def train_model(config: ForecasterConfig, frame: pd.DataFrame, checkpoints: str) -> FitResult:
     return fit(config, frame, checkpoint_dir=checkpoints)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="member {job.index}: lookback {job.config.window.lookback}, seed {job.config.training.seed}")
+def train_member(job: MemberJob) -> FitResult:
+    """One ensemble member (compute: no retries); runs wherever the task runner puts it."""
+    return fit_member(job)
+
+
+@flow(name="train-ensemble-members", task_runner=fanout_task_runner())
+def train_members(jobs: list[MemberJob]) -> list[FitResult]:
+    """``fit``'s member mapper: one ``train_member`` task per member on the configured task runner
+    (``FORECASTING_TASK_RUNNER``: in turn, a thread pool, or a Dask cluster), results in member order."""
+    futures = [train_member.submit(job) for job in jobs]
+    return [future.result() for future in futures]
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
@@ -55,7 +72,8 @@ def register_model(result: FitResult, frame: pd.DataFrame, plots_dir: str, artif
 def decide_promotion(ref: registry.ModelRef, config: ForecasterConfig, frame: pd.DataFrame, home: str) -> Decision:
     p = config.promotion
     return promote_and_attach_report(
-        ref, frame, lock_dir=Path(home) / "locks", metric=p.metric, margin=p.margin, origins=p.origins
+        ref, frame, lock_dir=Path(home) / "locks", metric=p.metric, margin=p.margin, origins=p.origins,
+        must_beat=p.must_beat,
     )
 
 
@@ -68,7 +86,10 @@ def train_flow(config_path: str, home: str | None = None) -> dict:
     frame = read_dataset(str(settings.store_dir), config)
     if len(frame):
         name_run(f"train-{config.name}@{stamp(frame['timestamp'].max())}")
-    result = train_model(config, frame, str(settings.checkpoints_dir))
+    if config.model.ensemble is None:
+        result = train_model(config, frame, str(settings.checkpoints_dir))
+    else:  # members fan out through the task runner; their combination is scored here
+        result = fit(fanout_threads(config, settings), frame, checkpoint_dir=settings.checkpoints_dir, map_members=train_members)
     ref = register_model(result, frame, str(settings.home / "plots"), str(settings.artifacts_dir))
     decision = decide_promotion(ref, config, frame, str(settings.home))
     metrics = result.forecaster.metrics
@@ -77,6 +98,8 @@ def train_flow(config_path: str, home: str | None = None) -> dict:
                "promoted": decision.promote, "reason": decision.reason}
     lines = [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())]
     verdict = "promoted to champion" if decision.promote else "not promoted"
+    if not decision.promote and registry.champion_or_none(ref.name) is None:
+        verdict += f" ({ref.name} has no champion: predict fails until a version passes or is promoted by hand)"
     create_markdown_artifact(
         f"## {ref.name} v{ref.version}: {verdict}\n\n{decision.reason}\n\n"
         "| metric | value |\n|---|---|\n" + "\n".join(lines),

@@ -21,6 +21,7 @@ def _configs(home):
     weather = tiny_config_dict(
         name="cli-weather", data={"dataset": "seattle_temps", "freq": "h"},
         window={"lookback": 48, "horizon": 24, "stride": 12}, training={"max_epochs": 1},
+        promotion={"must_beat": []},  # a 1-epoch model: served without a gate, to see its forecasts
     )
     stocks = tiny_config_dict(
         name="cli-stocks", data={"dataset": "stocks", "freq": "XNYS", "covariates": ["volume"]},
@@ -41,10 +42,11 @@ def test_quickstart_runs_everything_and_prints_a_summary(cli_home):
     assert "cli-weather" in result.output and "cli-stocks" in result.output
     assert "mlflow ui --backend-store-uri" in result.output
     files = sorted((cli_home / "forecasts").rglob("*.parquet"))
-    assert len(files) == 2
-    stocks_fc = pd.read_parquet(next(f for f in files if "cli-stocks" in str(f)))
-    assert stocks_fc["series_id"].nunique() == 5
-    assert len(stocks_fc) == 5 * 5
+    assert len(files) == 1  # the 1-epoch stocks model loses to naive: the gate leaves it without a champion
+    weather_fc = pd.read_parquet(files[0])
+    assert "cli-weather" in str(files[0]) and len(weather_fc) == 24
+    assert "forecasts  cli-stocks: none, no champion:" in result.output
+    assert "lost to seasonal naive" in result.output
 
 
 @pytest.mark.parametrize(

@@ -184,6 +184,9 @@ def quickstart(
     result = run_or_exit(quickstart_flow, [str(p) for p in paths], home=str(settings.home))
     _print_training(result["trained"])
     for p in result["predicted"]:
+        if "skipped" in p:
+            console.print(f"forecasts  {p['name']}: none, {p['skipped']}", soft_wrap=True, highlight=False)
+            continue
         console.print(f"forecasts  {p['name']} v{p['version']}: {p['rows']} rows -> {p['path']}", soft_wrap=True)
     console.print(f"\nBrowse the models:  [bold]{settings.ui_command()}[/]  then open http://127.0.0.1:5000", soft_wrap=True)
 

@@ -2,8 +2,11 @@
 
 A new version is registered with the alias `challenger`; ``promote_challenger``
 backtests it and the current champion on the same recent origins and moves
-`champion` only when ``lifecycle.decide`` says so. Every version records the
-decision and why. The read-decide-write section runs under a per-model lock, so
+`champion` only when ``policy.decide`` says so: it must beat every baseline of
+``promotion.must_beat`` (the first version of a name too), then the champion by
+the margin. Every version records the decision, the scores and why. A name whose
+versions all failed the gate has no champion; ``require_champion`` says so in
+one line for ``forecast predict``. The read-decide-write section runs under a per-model lock, so
 two trainings finishing together cannot both replace the same champion: a
 PostgreSQL advisory lock when the registry lives in PostgreSQL (or
 ``FORECASTING_LOCK_DATABASE_URL`` names one), which holds across machines; a
@@ -13,11 +16,13 @@ Humans override with ``promote`` and ``rollback``, which record who and why.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import getpass
+import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +31,7 @@ from typing import Literal
 import pandas as pd
 
 from forecasting.registry import models as registry
-from forecasting.evaluation.backtest import backtest
+from forecasting.evaluation.backtest import MODEL, backtest
 from forecasting.config.backtest import BacktestConfig
 from forecasting.errors import ForecastingError
 from forecasting.model.forecaster import TrainedForecaster
@@ -110,6 +115,26 @@ def _scores(frame: pd.DataFrame, trained: TrainedForecaster, settings: BacktestC
     return result, score_backtest(result)
 
 
+def _without_statistical(trained: TrainedForecaster) -> TrainedForecaster:
+    """The same model, its backtests scoring no statistical baselines: the champion's would repeat the challenger's."""
+    if not trained.config.baseline.statistical:
+        return trained
+    baseline = trained.config.baseline.model_copy(update={"statistical": []})
+    return dataclasses.replace(trained, config=trained.config.model_copy(update={"baseline": baseline}))
+
+
+def _same_origins(settings: BacktestConfig, result) -> BacktestConfig:  # noqa: ANN001 - a BacktestResult
+    """Settings that backtest exactly the origins ``result`` had (in-sample or not for the other model)."""
+    return settings.model_copy(
+        update={
+            "origins": None,
+            "in_sample": "include",
+            "start": pd.Timestamp(result.origin.min(), tz="UTC").to_pydatetime(),
+            "end": pd.Timestamp(result.origin.max(), tz="UTC").to_pydatetime(),
+        }
+    )
+
+
 def compare(
     frame: pd.DataFrame,
     challenger: TrainedForecaster,
@@ -123,21 +148,28 @@ def compare(
     horizon = min(challenger.spec.horizon, champion.spec.horizon)
     settings = BacktestConfig(origins=origins, horizon=horizon)
     ch_result, ch_scores = _scores(frame, challenger, settings, challenger_version)
-    same = settings.model_copy(
-        update={
-            "origins": None,
-            "in_sample": "include",
-            "start": pd.Timestamp(ch_result.origin.min(), tz="UTC").to_pydatetime(),
-            "end": pd.Timestamp(ch_result.origin.max(), tz="UTC").to_pydatetime(),
-        }
-    )
-    cp_result, cp_scores = _scores(frame, champion, same, champion_version)
+    cp_result, cp_scores = _scores(frame, _without_statistical(champion), _same_origins(settings, ch_result), champion_version)
     return (ch_result, ch_scores), (cp_result, cp_scores)
 
 
 def _metric(scores, forecaster: str, metric: str) -> float:
     table = scores.summary.set_index("forecaster")
     return float(table.loc[forecaster, metric])
+
+
+def _baseline_scores(scores, metric: str) -> dict[str, float]:  # noqa: ANN001 - Scores
+    """Every baseline the backtest scored (naive family and statistical ones) -> its ``metric``."""
+    table = scores.summary.set_index("forecaster")
+    return {str(name): float(value) for name, value in table[metric].items() if name != MODEL}
+
+
+def _gate(scored: dict[str, float], must_beat: Sequence[str]) -> dict[str, float | None]:
+    """The must-beat baselines' scores, in order; None for one the backtest did not score."""
+    return {name: scored.get(name) for name in must_beat}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def promote_challenger(
@@ -149,50 +181,65 @@ def promote_challenger(
     metric: str = "mae",
     margin: float = 0.0,
     origins: int = 30,
+    must_beat: Sequence[str] | None = None,
     report_dir: Path | None = None,
 ) -> Decision:
-    """Decide on a freshly registered version and record the decision on it."""
+    """Decide on a freshly registered version and record the decision on it.
+
+    ``must_beat`` (default: the version's own ``promotion.must_beat``) lists the baselines the version must
+    beat on ``metric`` over its backtest origins, whether or not the name has a champion; the champion, when
+    there is one, is backtested on the same origins and must be beaten by ``margin``. A version that cannot be
+    backtested (no out-of-sample origin) is rejected, "not backtested: ...", unless ``must_beat`` is empty and
+    the name has no champion yet.
+    """
     if metric not in METRICS:
         raise ForecastingError(f"promotion metric {metric!r} is not one of {METRICS}")
     challenger = registry.load_trained(name, version)
+    gate = list(challenger.config.promotion.must_beat if must_beat is None else must_beat)
     with promotion_lock(lock_dir, name):
         current = registry.champion_or_none(name)
-        if current is None:
-            # The first model of a name always becomes champion; the record says how it scored.
-            try:
-                ch_result, ch_scores = _scores(frame, challenger, BacktestConfig(origins=origins), version)
-            except ForecastingError as exc:  # e.g. no out-of-sample origins (test_fraction 0)
-                ch_result = ch_scores = None
-                decision = Decision(True, f"first model of this name: becomes champion (not backtested: {exc})",
-                                    metric, float("nan"), None, None)
+        champion = registry.load_trained(name, current.version) if current is not None else None
+        horizon = challenger.spec.horizon if champion is None else min(challenger.spec.horizon, champion.spec.horizon)
+        settings = BacktestConfig(origins=origins, horizon=horizon)
+        scored: dict[str, float] = {}
+        try:
+            ch_result, ch_scores = _scores(frame, challenger, settings, version)
+        except ForecastingError as exc:  # e.g. no out-of-sample origins (test_fraction 0)
+            ch_result = ch_scores = None
+            untested = f"not backtested: {_one_line(exc)}"
+            if current is None and not gate:
+                decision = Decision(True, f"first model of this name: becomes champion ({untested}; "
+                                          "promotion.must_beat is empty)", metric, math.nan, None, None)
             else:
-                first = decide(
-                    metric=metric, challenger=_metric(ch_scores, "model", metric), champion=None,
-                    baseline=_metric(ch_scores, "seasonal_naive", metric), margin=margin,
-                )
-                reason = first.reason if first.promote else f"first model of this name: becomes champion although {first.reason}"
-                decision = Decision(True, reason, metric, first.challenger, None, first.baseline)
+                against = f"must beat {', '.join(gate)}" if gate else f"must beat champion v{current.version}"
+                decision = Decision(False, f"{untested}; a version {against} on out-of-sample origins to become champion",
+                                    metric, math.nan, None, None, _gate({}, gate), ("not backtested",))
         else:
-            champion = registry.load_trained(name, current.version)
-            (ch_result, ch_scores), (_, cp_scores) = compare(
-                frame, challenger, champion, origins=origins,
-                challenger_version=version, champion_version=current.version,
-            )
+            scored = _baseline_scores(ch_scores, metric)
+            champion_score = None
+            if champion is not None:
+                _, cp_scores = _scores(frame, _without_statistical(champion), _same_origins(settings, ch_result),
+                                       current.version)
+                champion_score = _metric(cp_scores, "model", metric)
             decision = decide(
                 metric=metric,
                 challenger=_metric(ch_scores, "model", metric),
-                champion=_metric(cp_scores, "model", metric),
-                baseline=_metric(ch_scores, "seasonal_naive", metric),
+                champion=champion_score,
+                baselines=_gate(scored, gate),
                 margin=margin,
-                champion_version=current.version,
+                champion_version=current.version if current else None,
             )
         record = {
             "promotion.decision": "promoted" if decision.promote else "rejected",
             "promotion.reason": decision.reason,
             "promotion.metric": metric,
+            "promotion.must_beat": ",".join(gate),
+            "promotion.lost_to": ",".join(decision.lost_to),
             "promotion.challenger_score": f"{decision.challenger:.6g}",
             "promotion.champion_score": "" if decision.champion is None else f"{decision.champion:.6g}",
-            "promotion.baseline_score": "" if decision.baseline is None else f"{decision.baseline:.6g}",
+            "promotion.baseline_score": f"{scored['seasonal_naive']:.6g}" if "seasonal_naive" in scored else "",
+            **{f"promotion.baseline.{b}": f"{s:.6g}" for b, s in scored.items()},
+            **{f"promotion.baseline.{b}": "not scored" for b in gate if b not in scored},
             "promotion.compared_with": current.version if current else "",
             "promotion.origins": str(ch_result.n_origins) if ch_result is not None else "0",
             "promotion.by": "train flow",
@@ -208,15 +255,52 @@ def promote_challenger(
     return decision
 
 
+class NoChampionError(ForecastingError):
+    """The model exists, but no version is its champion: none passed the promotion gate (nor was promoted by hand)."""
+
+
+def require_champion(name: str) -> registry.ModelRef:
+    """The champion of ``name``; else one ``NoChampionError`` line saying why there is none and what to do.
+
+    A model that does not exist keeps the registry's own error ("no registered model ...").
+    """
+    current = registry.champion_or_none(name)
+    if current is not None:
+        return current
+    try:
+        latest = registry.resolve(name, registry.CHALLENGER)
+    except ForecastingError:
+        return registry.resolve(name)  # no such model (its own message), or a champion set meanwhile
+    tags = registry.version_tags(name, latest.version)
+    decision = tags.get("promotion.decision", "")
+    reason = _one_line(tags.get("promotion.reason", ""))
+    if decision == "rejected":
+        why = f"no version passed the promotion gate (latest v{latest.version}: {reason})"
+    elif not decision:
+        why = f"no version passed the promotion gate (latest v{latest.version} was never judged: its promotion did not finish)"
+    else:
+        why = f"the champion alias was removed (latest v{latest.version}: {decision}, {reason})"
+    raise NoChampionError(
+        f"model '{name}' has no champion: {why}; promote one with `forecast promote {name} VERSION --why ...`"
+    )
+
+
 def promote_and_attach_report(
-    ref: registry.ModelRef, frame: pd.DataFrame, *, lock_dir: Path, metric: str, margin: float, origins: int
+    ref: registry.ModelRef,
+    frame: pd.DataFrame,
+    *,
+    lock_dir: Path,
+    metric: str,
+    margin: float,
+    origins: int,
+    must_beat: Sequence[str] | None = None,
 ) -> Decision:
     """``promote_challenger``, then attach its backtest report to the run the version came from."""
     with tempfile.TemporaryDirectory(prefix="promotion-") as tmp:
         report_dir = Path(tmp)
         decision = promote_challenger(
             ref.name, ref.version, frame, lock_dir=lock_dir, metric=metric, margin=margin, origins=origins,
-            report_dir=report_dir,
+            must_beat=must_beat, report_dir=report_dir,
         )
         if any(report_dir.iterdir()):
             registry.log_version_artifacts(ref.run_id, report_dir, "backtest")

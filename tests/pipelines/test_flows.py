@@ -23,6 +23,9 @@ def weather_config(home):
         window={"lookback": 28, "horizon": 7, "stride": 3},
         baseline={"season_length": 7},
         training={"max_epochs": 2},
+        # These tests are about the flows' plumbing; this 2-epoch model beats weekly seasonal naive by only ~0.4%,
+        # too close to gate on. The gate in a flow: test_a_name_whose_only_version_fails_the_gate_...
+        promotion={"must_beat": []},
     )
     path = home / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -61,6 +64,7 @@ def test_train_then_predict(flow_env, weather_config):
     assert summary["name"] == "tiny-seattle-daily"
     assert registry.resolve("tiny-seattle-daily").version == summary["version"]
     assert summary["metrics"]["val_mae"] > 0
+    assert summary["promoted"] and "first model of this name" in summary["reason"]
 
     out = predict_flow("tiny-seattle-daily", home=str(flow_env))
     frame = pd.read_parquet(out["path"])
@@ -91,6 +95,46 @@ def test_predict_with_missing_alias_is_a_user_error(flow_env):
 
     with pytest.raises(ForecastingError, match="no registered model 'never-trained'"):
         predict_flow("never-trained", home=str(flow_env))
+
+
+def test_a_name_whose_only_version_fails_the_gate_has_no_champion_and_predict_says_so(flow_env):
+    """Synthetic series repeat every 24 steps: seasonal naive is nearly exact, a 1-epoch LSTM cannot beat it."""
+    from typer.testing import CliRunner
+
+    from forecasting.cli.app import app
+    from forecasting.data.store import ObservationStore
+    from forecasting.registry import models as registry
+    from forecasting.registry.promotion import NoChampionError
+    from pipelines.predict import predict_flow
+    from pipelines.train import train_flow
+    from tests.conftest import synthetic_frame
+
+    ObservationStore(flow_env / "store").upsert("synthetic", synthetic_frame())
+    raw = tiny_config_dict(name="tiny-gated", training={"max_epochs": 1}, baseline={"season_length": 24, "statistical": []})
+    path = flow_env / "gated.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    summary = train_flow(str(path), home=str(flow_env))
+    assert not summary["promoted"] and summary["reason"].startswith("lost to seasonal naive (mae ")
+    assert registry.champion_or_none("tiny-gated") is None
+    assert registry.version_tags("tiny-gated", summary["version"])["promotion.decision"] == "rejected"
+
+    expected = (f"model 'tiny-gated' has no champion: no version passed the promotion gate "
+                f"(latest v{summary['version']}: {summary['reason']}); "
+                "promote one with `forecast promote tiny-gated VERSION --why ...`")
+    with pytest.raises(NoChampionError) as caught:
+        predict_flow("tiny-gated", home=str(flow_env))
+    assert str(caught.value) == expected
+
+    result = CliRunner().invoke(app, ["predict", "--model", "tiny-gated", "--home", str(flow_env)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert [line for line in result.output.splitlines() if "tiny-gated" in line] == [f"error: {expected}"], result.output
+
+    # A human may override the gate; then predict serves that version.
+    promoted = CliRunner().invoke(app, ["promote", "tiny-gated", summary["version"], "--why", "better than nothing",
+                                        "--home", str(flow_env)])
+    assert promoted.exit_code == 0, promoted.output
+    assert predict_flow("tiny-gated", home=str(flow_env))["version"] == summary["version"]
 
 
 def _runs_named(*names: str) -> dict[str, str]:
@@ -162,3 +206,39 @@ def test_io_retries_pass_transient_errors_and_stop_at_user_errors(prefect_harnes
 
     assert both() == "read"
     assert calls == {"flaky": 3, "user": 1}
+
+
+def test_an_ensemble_trains_member_by_member_as_tasks_and_registers_one_version(flow_env):
+    from prefect.client.orchestration import get_client
+
+    from forecasting.registry import models as registry
+    from pipelines.predict import predict_flow
+    from pipelines.train import train_flow
+
+    raw = tiny_config_dict(
+        name="tiny-daily-ensemble",
+        data={"dataset": "seattle_weather", "freq": "D"},
+        window={"lookback": 28, "horizon": 7, "stride": 3},
+        model={"hidden_size": 8, "num_layers": 1, "ensemble": {"members": 2, "lookbacks": [14, 28]}},
+        baseline={"season_length": 7},
+        training={"max_epochs": 1},
+        promotion={"must_beat": []},
+    )
+    path = flow_env / "ensemble.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    summary = train_flow(str(path), home=str(flow_env))
+    assert summary["version"] == "1" and {"member_0_val_mae", "member_1_val_mae"} <= set(summary["metrics"])
+    trained = registry.load_trained("tiny-daily-ensemble", "1")
+    assert [m.config.window.lookback for m in trained.members] == [14, 28]
+
+    async def member_runs():
+        async with get_client() as client:
+            runs = await client.read_task_runs()
+            return sorted(r.name for r in runs if r.name.startswith("member "))
+
+    import asyncio
+
+    names = asyncio.run(member_runs())
+    assert "member 0: lookback 14, seed 42" in names and "member 1: lookback 28, seed 43" in names
+    out = predict_flow("tiny-daily-ensemble", home=str(flow_env))
+    assert len(pd.read_parquet(out["path"])) == 7
