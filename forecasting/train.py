@@ -21,6 +21,7 @@ from forecasting.evaluation.validation import WindowForecasts, score_windows, st
 from forecasting.hardware import cpu_has_native_bf16
 from forecasting.inference import ModelInputs
 from forecasting.model.forecaster import TrainedForecaster, build_network
+from forecasting.model.network import RecurrentForecaster
 from forecasting.prep import transforms
 from forecasting.prep.prepare import Prepared, data_fingerprint, prepare
 from forecasting.prep.windows import WindowIndex
@@ -62,30 +63,27 @@ def resolve_precision(config: ForecasterConfig) -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
-def resolve_forking(config: ForecasterConfig) -> tuple[int, str]:
+def resolve_forking(config: ForecasterConfig, net: RecurrentForecaster | None = None) -> tuple[int, str]:
     """Windows per forked training chunk (1: every window on its own) and why, for this config.
 
     Forking sequences train the very windows and optimizer steps the standard
     path does, from one encoder pass per chunk of consecutive windows: on the
     standard task (lookback 168, stride 1, 32 windows a chunk) about 8x the
-    windows per second. It is used whenever it is exact for the network (see
-    ``RecurrentForecaster.fork_blocker``) and the training windows do not need
+    windows per second. It is used whenever it is exact for the network (``net``,
+    default the one the config builds: ``RecurrentForecaster.fork_blocker`` is
+    the one home of that rule) and the training windows do not need
     per-window masks (padding), on CPU and GPU alike; ``training.forking: off``
     turns it off. The only difference from the standard path: window ``j`` of
     a chunk was read after ``j * stride`` more steps than its lookback.
     ``model.anchor: delta`` keeps the level-free inputs of ``last`` and forks:
     its encoder reads changes, the same for every window holding a step.
     """
-    t, m = config.training, config.model
+    t = config.training
     k = min(t.forking_windows, t.batch_size)
     if t.forking == "off":
         return 1, "training.forking is off"
-    if config.anchor_last:
-        return 1, "inputs are anchored on each window's last value (model.anchor resolves to 'last'; 'delta' forks)"
-    if m.bidirectional:
-        return 1, "a bidirectional encoder reads each window backwards from its own end"
-    if m.head != "direct":
-        return 1, "the autoregressive decoder starts from every layer's state at each origin"
+    if (blocker := (net if net is not None else build_network(config)).fork_blocker()) is not None:
+        return 1, blocker
     if config.padded and config.window.pad_fraction > 0:
         return 1, "padded training masks each window's prefix on its own (window.min_length < lookback)"
     if k < 2:
@@ -155,10 +153,8 @@ def fit(
     padding = None
     if config.padded:
         padding = Padding(config.min_length, config.window.pad_fraction, tuple(layout.data_covariate_positions), not transforms.is_cumulative(kind))
-    fork_windows, fork_reason = resolve_forking(config)
+    fork_windows, fork_reason = resolve_forking(config, net)
     forking = Forking(spec.lookback, spec.stride, fork_windows) if fork_windows > 1 else None
-    if forking is not None and (blocker := net.fork_blocker()) is not None:
-        raise AssertionError(f"resolve_forking chose forking for a network that forbids it: {blocker}")
     module = LitForecaster(net, learning_rate=t.learning_rate, weight_decay=t.weight_decay, padding=padding, forking=forking)
     tensor = torch.from_numpy(values)
     codes = np.arange(1, panel.n_series + 1, dtype=np.int64)  # embedding rows: the scaler's series order

@@ -1,8 +1,11 @@
 """Every scheduled deployment of the service, declared in one place.
 
 Schedules, time zones and parameters come from ``configs/schedules.yaml``
-(validated by :class:`ScheduleConfig`); :func:`build_deployments` turns them into
-Prefect ``RunnerDeployment`` objects. Two ways to run them:
+(validated by :class:`ScheduleConfig`, which knows flows by name only);
+:func:`build_deployments` binds each entry to its flow, checks the parameters
+against the flow's signature and turns them into Prefect ``RunnerDeployment``
+objects. Reading the schedules (as the monitor flow does to find a model's
+train deployment) imports no flow. Two ways to run them:
 
 - ``forecast serve``: ``prefect.serve(*build_deployments())`` on one machine,
   against the ephemeral or the configured (``PREFECT_API_URL``) Prefect API.
@@ -32,6 +35,8 @@ PATH_PARAMETERS = ("config", "config_path")
 
 
 def _flows() -> dict[str, Any]:
+    # Imported when deployments are built, not with this module: the flows read the schedules
+    # through it (pipelines.monitor), and reading them needs no flow.
     from pipelines.backtest import backtest_flow
     from pipelines.ingest import ingest_source_flow
     from pipelines.monitor import monitor_flow
@@ -86,15 +91,9 @@ class ScheduleConfig(BaseModel):
     def _check(self) -> ScheduleConfig:
         if not self.deployments:
             raise ValueError("no deployments declared")
-        flows = _flows()
-        for name, spec in self.deployments.items():
+        for spec in self.deployments.values():
             if spec.timezone is not None:
                 _check_timezone(spec.timezone)
-            signature = inspect.signature(flows[spec.flow].fn)
-            try:
-                signature.bind(**spec.parameters)
-            except TypeError as exc:
-                raise ValueError(f"deployment {name!r}: parameters {sorted(spec.parameters)} do not fit flow {spec.flow!r}: {exc}") from None
         return self
 
 
@@ -134,6 +133,7 @@ def build_deployments(path: str | Path = DEFAULT_SCHEDULES, *, only: list[str] |
     if unknown:
         raise ConfigError(f"no deployment named {', '.join(unknown)} in {path}; known: {', '.join(config.deployments)}")
     flows = _flows()
+    _check_parameters(config, flows, path)
     deployments = []
     for name, spec in config.deployments.items():
         if only and name not in only:
@@ -152,6 +152,18 @@ def build_deployments(path: str | Path = DEFAULT_SCHEDULES, *, only: list[str] |
             )
         )
     return deployments
+
+
+def _check_parameters(config: ScheduleConfig, flows: dict[str, Any], path: str | Path) -> None:
+    """Every deployment's parameters must bind to its flow's signature; one ConfigError names each that does not."""
+    problems = []
+    for name, spec in config.deployments.items():
+        try:
+            inspect.signature(flows[spec.flow].fn).bind(**spec.parameters)
+        except TypeError as exc:
+            problems.append(f"deployment {name!r}: parameters {sorted(spec.parameters)} do not fit flow {spec.flow!r}: {exc}")
+    if problems:
+        raise ConfigError(f"{Path(path).resolve()}: " + "; ".join(problems))
 
 
 def deploy_to_work_pool(path: str | Path, work_pool: str) -> list[str]:

@@ -33,13 +33,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_run
 
-from forecasting.ops import forecast_log
-from forecasting.ops import monitor
-from forecasting.registry import models as registry
+from forecasting.config.model import read_yaml
+from forecasting.config.monitor import MonitorSettings, load_settings
 from forecasting.data.store import ObservationStore, write_parquet_atomic
 from forecasting.errors import ForecastingError
+from forecasting.ops import forecast_log, monitor
 from forecasting.predict import as_of_timestamp
+from forecasting.registry import models as registry
 from pipelines._common import resolve_settings
+from pipelines.deployments import DEFAULT_SCHEDULES, load_schedules
 
 ALERT_EVENT = "forecasting.monitor.alert"
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": 2}
@@ -114,9 +116,6 @@ def default_retrain_deployment(model_name: str, schedules: str | Path | None = N
     a train deployment's ``config_path`` names the model through the config's
     ``name``. None (with the reason) when no deployment, or more than one, trains it.
     """
-    from forecasting.config.model import read_yaml
-    from pipelines.deployments import DEFAULT_SCHEDULES, load_schedules
-
     path = schedules or DEFAULT_SCHEDULES
     try:
         config = load_schedules(path)
@@ -174,7 +173,7 @@ def start_retrain(deployment: str, key: str, model_name: str) -> dict[str, Any]:
 
 
 def _retrain(
-    model_name: str, report: monitor.MonitorReport, config: monitor.MonitorSettings, serving: str, context: dict[str, Any]
+    model_name: str, report: monitor.MonitorReport, config: MonitorSettings, serving: str, context: dict[str, Any]
 ) -> dict[str, Any]:
     """Decide and (when configured, once per alert) start the retrain; always say what happened."""
     key = monitor.alert_key(model_name, serving, report.period_end)
@@ -252,7 +251,7 @@ def monitor_flow(
     ``promised`` overrides the promised MASE per version (default: registry tags).
     """
     settings = resolve_settings(home)
-    config = monitor.load_settings(model_name, settings_path, {
+    config = load_settings(model_name, settings_path, {
         "windows_days": tuple(window_days) if window_days else None, "mase_factor": mase_factor,
         "coverage_band": coverage_band, "level_shift": level_shift, "scale_ratio": scale_ratio,
         "retrain_on_alert": retrain_on_alert, "retrain_deployment": retrain_deployment,

@@ -126,7 +126,7 @@ def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config, e.g. configs/weather.yaml.")],
     home: HomeOption = None,
 ) -> None:
-    """Train one model, register it in MLflow and make it the champion."""
+    """Train one model and register it in MLflow as the challenger; the promotion gate decides whether it becomes champion."""
     settings = setup_home(home)
     from forecasting.config.model import load_config
 

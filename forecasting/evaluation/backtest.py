@@ -32,16 +32,17 @@ import pandas as pd
 
 from forecasting.config.backtest import BacktestConfig
 from forecasting.evaluation.origins import holdout_start, min_train_points, no_origins_message, plan_origins
-from forecasting.evaluation.baselines import BASELINES, baseline_forecast
+from forecasting.evaluation.baselines import BASELINES, backfill, baseline_forecast
 from forecasting.evaluation.statistical import default_history, statistical_forecasts
 from forecasting.config.model import ForecasterConfig
+from forecasting.data.calendar import offset_for
 from forecasting.errors import ForecastingError
 from forecasting.inference import predict_starts
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.evaluation.metrics import seasonal_naive_scale
 from forecasting.train import fit
 from forecasting.prep.prepare import config_spec, select_training_frame
-from forecasting.prep.windows import SeriesPanel, WindowSpec
+from forecasting.prep.windows import SeriesPanel, WindowSpec, left_pad
 
 @dataclass(frozen=True)
 class FoldJob:
@@ -186,7 +187,16 @@ def _evaluate_trained(
     skip = settings.in_sample == "skip"
     holdout, cutoff, note = holdout_start(trained, frame, panel, required=skip)
     notes.append(note)
-    first = np.full(panel.n_series, max(spec.lookback - 1, config.baseline.season_length), np.int64)
+    pad = np.zeros(panel.n_series, np.int64)
+    if config.padded:
+        # As in training and prediction: a series shorter than the lookback is left-padded, and an origin
+        # needs min_length observed points before it (and more than a season, for the MASE scale).
+        panel, pad = left_pad(panel, spec.lookback + horizon, offset_for(config.data.freq))
+        holdout = holdout + pad
+        if pad.any():
+            notes.append(f"{int((pad > 0).sum())} series shorter than lookback + horizon were left-padded, as in training")
+    observed = max(config.min_length - 1, config.baseline.season_length)
+    first = np.maximum(spec.lookback - 1, pad + observed).astype(np.int64)
     series, pos = plan_origins(panel, settings, horizon, np.maximum(first, holdout - 1) if skip else first)
     if series.size == 0:
         raise ForecastingError(no_origins_message(panel, settings, horizon, config.name, in_sample=skip))
@@ -205,7 +215,8 @@ def _evaluate_trained(
     predict_seconds = time.perf_counter() - t0
     fold = Fold(0, cutoff, int(series.size), trained)
     result = _assemble(
-        panel, series, pos, out, horizon, config, settings, version, [fold], np.zeros(series.size, np.int64), in_sample, notes
+        panel, series, pos, out, horizon, config, settings, version, [fold], np.zeros(series.size, np.int64), in_sample, notes,
+        first_observed=pad[series],
     )
     result.timings = {"predict": predict_seconds, "total": time.perf_counter() - started}
     return result
@@ -316,12 +327,16 @@ def _assemble(
     fold: np.ndarray,
     in_sample: np.ndarray,
     notes: list[str],
+    first_observed: np.ndarray | None = None,
 ) -> BacktestResult:
-    """Actuals, baselines and MASE scales for the planned windows, gathered in a few array operations."""
+    """Actuals, baselines and MASE scales for the planned windows, gathered in a few array operations.
+
+    ``first_observed`` (``(N,)``, local rows of left padding before each window's series) keeps padding out
+    of the baselines (padded lookback steps take the first observed value) and of the MASE scale."""
     lookback, season = config.window.lookback, config.baseline.season_length
     origin_row = panel.offsets[series] + pos  # (N,) global row of each origin
     target_rows = origin_row[:, None] + 1 + np.arange(horizon)  # (N, H)
-    history = panel.values[origin_row[:, None] - lookback + 1 + np.arange(lookback), 0]  # (N, lookback)
+    history = backfill(panel.values[origin_row[:, None] - lookback + 1 + np.arange(lookback), 0])  # (N, lookback)
     forecasts = {MODEL: out["mean"][:, :horizon]}
     for name in BASELINES:
         forecasts[name] = baseline_forecast(name, history, horizon, season=season)  # (N, H)
@@ -341,7 +356,8 @@ def _assemble(
             + ", ".join(f"{k} {v:.1f} s" for k, v in fitted.seconds.items())
         )
     quantiles = {float(k[1:]): v[:, :horizon] for k, v in out.items() if k.startswith("q") and _is_number(k[1:])}
-    scale = seasonal_naive_scale(panel.values[:, 0], panel.offsets[series], origin_row + 1, season=season)
+    observed_from = panel.offsets[series] + (0 if first_observed is None else first_observed)
+    scale = seasonal_naive_scale(panel.values[:, 0], observed_from, origin_row + 1, season=season)
     return BacktestResult(
         model_name=config.name,
         model_version=version,

@@ -58,6 +58,14 @@ BASELINES: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+def backfill(x: np.ndarray) -> np.ndarray:
+    """``(B, L)`` windows whose padded (NaN) steps take the first observed value, so baselines stay defined."""
+    if not np.isnan(x).any():
+        return x
+    first = np.argmax(~np.isnan(x), axis=1)  # (B,)
+    return np.where(np.isnan(x), x[np.arange(x.shape[0]), first][:, None], x)
+
+
 def baseline_forecast(name: str, x: ArrayLike, horizon: int, *, season: int = 1) -> np.ndarray:
     """Run the baseline called ``name``; ``season`` is used only by ``seasonal_naive``."""
     if name not in BASELINES:

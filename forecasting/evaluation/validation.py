@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecasting.evaluation import metrics
-from forecasting.evaluation.baselines import seasonal_naive
+from forecasting.evaluation.baselines import backfill, seasonal_naive
 from forecasting.evaluation.statistical import default_history, statistical_forecasts
 from forecasting.inference import ModelInputs, predict_starts
 from forecasting.model.forecaster import TrainedForecaster
@@ -45,18 +45,9 @@ def window_forecasts(
     target = panel.values[positions, 0]  # (windows, length), raw units; NaN where padded
     lookback, actual = target[:, : spec.lookback], target[:, spec.lookback :]
     pred = predict_starts(trained, panel, index.starts, inputs=inputs)
-    baseline = seasonal_naive(_backfill(lookback), spec.horizon, season=season)
+    baseline = seasonal_naive(backfill(lookback), spec.horizon, season=season)
     quantiles = {k: v for k, v in pred.items() if k != "mean"}
     return WindowForecasts(index.series, lookback, actual, pred["mean"], baseline, quantiles)
-
-
-def _backfill(x: np.ndarray) -> np.ndarray:
-    """Padded (NaN) lookback steps take the first observed value, so baselines stay defined."""
-    if not np.isnan(x).any():
-        return x
-    first = np.argmax(~np.isnan(x), axis=1)  # (windows,)
-    filled = np.where(np.isnan(x), x[np.arange(x.shape[0]), first][:, None], x)
-    return filled
 
 
 def score_windows(wf: WindowForecasts, *, prefix: str) -> dict[str, float]:

@@ -6,7 +6,8 @@ to train it, so the same network serves inference without Lightning.
 Two training paths give the same model: ``WindowBatches`` serves every window
 on its own; ``ChunkBatches`` serves chunks of consecutive windows that share
 one encoder pass (forking sequences, ``RecurrentForecaster.forward_forked``),
-several times faster where the network allows it (``train.resolve_forking``).
+several times faster where the network allows it (``RecurrentForecaster.fork_blocker``;
+``train.resolve_forking`` decides per config).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from forecasting.model.network import ForecastLoss, RecurrentForecaster
-from forecasting.prep.windows import WindowIndex, WindowSpec, collate_batch, gather
+from forecasting.prep.transforms import zero_first_change
+from forecasting.prep.windows import WindowIndex, WindowSpec, gather
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 ForkedBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -194,7 +196,7 @@ class WindowBatches(Dataset):
         y = window[:, lookback:, 0]  # (B, horizon) scaled (transformed) target
         if self.cumulative:
             y = torch.cumsum(y, dim=1)  # differencing: the change since the origin
-            past[:, 0, 0] = 0.0  # as at prediction, where the lookback's first change has no predecessor
+            zero_first_change(past)
         return past, future, y, self._codes[picked]
 
 
@@ -285,9 +287,14 @@ class ChunkBatches(Dataset):
         future = ahead[..., self.future_columns].unfold(1, spec.horizon, stride).transpose(-1, -2)  # (C, k, H, F_fut)
         if self.cumulative:
             y = torch.cumsum(y, dim=-1)  # differencing: the change since each window's origin
-            past[:, 0, 0] = 0.0  # as at prediction, where the first change read has no predecessor
+            zero_first_change(past)  # the chunk's first step; later windows read older steps instead
         weight = (torch.arange(k)[None] < count[:, None]).to(past.dtype)  # (C, k)
         return past, future.contiguous(), y.contiguous(), self._codes[picked], weight
+
+
+def collate_batch(batch: Batch | ForkedBatch) -> Batch | ForkedBatch:
+    """Identity collate for ``WindowDataModule``: ``WindowBatches`` and ``ChunkBatches`` return whole batches."""
+    return batch
 
 
 class WindowDataModule(pl.LightningDataModule):

@@ -3,7 +3,7 @@
 Config, scaling and windowing belong to the forecaster object
 (``forecasting.forecaster``); this module owns the arithmetic only, so it can be
 checked against float64 references of the textbook equations
-(``tests/test_model.py``) and by ``torch.autograd.gradcheck``. It makes no
+(``tests/model/test_model.py``) and by ``torch.autograd.gradcheck``. It makes no
 device calls: every tensor it creates is derived from its inputs.
 
 Outputs are ``(batch, horizon, n_outputs)``, named by ``net.outputs``: a
@@ -59,8 +59,7 @@ class RecurrentForecaster(nn.Module):
       Equally translation-invariant, but every encoder input step is the
       same whichever window it belongs to, so it can be trained forked
       (``"last"`` subtracts a per-window level from every step and cannot).
-      ``"none"``: raw scaled values in and out. ``anchor_last`` is the older
-      boolean spelling (True: ``"last"``, False: ``"none"``).
+      ``"none"``: raw scaled values in and out.
     * ``lookback`` given: a linear skip from the lookback target to the horizon
       (LSTNet's highway) that represents naive and seasonal-naive exactly.
     * Every output layer starts at zero: training starts from the anchored
@@ -82,8 +81,7 @@ class RecurrentForecaster(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         head: str = "direct",
-        anchor_last: bool | None = None,
-        anchor: str | None = None,
+        anchor: str = "last",
         lookback: int | None = None,
         quantiles: tuple[float, ...] = (),
         mean: bool = True,
@@ -96,10 +94,6 @@ class RecurrentForecaster(nn.Module):
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        if anchor is not None and anchor_last is not None:
-            raise ValueError("give anchor or its older spelling anchor_last, not both")
-        if anchor is None:
-            anchor = "none" if anchor_last is False else "last"
         if anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
         if not mean and 0.5 not in quantiles:
@@ -193,13 +187,11 @@ class RecurrentForecaster(nn.Module):
             return self._direct(self._top_layer(h_n), future, shift)
         return self._decode(state, future, emb, shift, level, encoded)
 
-    @property
-    def anchor_last(self) -> bool:
-        """Whether every encoder input is relative to the window's last value (``anchor="last"``): forbids forking."""
-        return self.anchor == "last"
-
     def fork_blocker(self) -> str | None:
         """Why ``forward_forked`` would not equal ``forward`` window by window, or None when it does.
+
+        The one home of the network's side of the forking rule: ``train.resolve_forking``
+        adds only the training side (``training.forking``, padding, chunk size).
 
         Forking shares one encoder pass among windows, so the encoder input of
         each step must be the same whichever window it belongs to, and each
@@ -212,7 +204,7 @@ class RecurrentForecaster(nn.Module):
         (h, c) at the origin, which a fused multi-layer cell does not return.
         """
         if self.anchor == "last":
-            return "inputs are anchored on each window's last value (model.anchor)"
+            return "inputs are anchored on each window's last value (model.anchor resolves to 'last'; 'delta' forks)"
         if self.encoder.bidirectional:
             return "a bidirectional encoder reads each window backwards from its own end"
         if self.head_kind != "direct":

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import torch
 
 from forecasting.errors import ForecastingError
 from forecasting.prep.windows import SeriesPanel
@@ -111,9 +112,17 @@ def invert(
     return np.exp(z) if kind == "log" else z
 
 
-def cumulative_targets(y: np.ndarray, kind: str) -> np.ndarray:
-    """Scaled per-step targets ``(B, H)`` -> what the network is trained to output for ``kind``."""
-    return np.cumsum(y, axis=1) if is_cumulative(kind) else y
+def zero_first_change(past: torch.Tensor) -> None:
+    """Set each window's first target change to 0 ("no change"), in place: ``(B, steps, F)``, target in column 0.
+
+    With a differencing transform the first lookback step's change needs the
+    point before the lookback. At prediction a history of exactly ``lookback``
+    points has none, so inference feeds 0 there; training windows do the
+    same, so the network never learns from a value it will not have and only
+    the last ``lookback`` points of a history matter. Training, validation and
+    inference all call this, so the three agree.
+    """
+    past[:, 0, 0] = 0.0
 
 
 def _check_kind(kind: str) -> None:

@@ -23,7 +23,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from forecasting.errors import ForecastingError, capped_list
 
@@ -423,59 +422,11 @@ def _start_range(
     return np.maximum(bounds.val_end - spec.lookback, 0), n - spec.length  # test: targets in [val_end, n)
 
 
-def origins(panel: SeriesPanel, index: WindowIndex, spec: WindowSpec) -> np.ndarray:
-    """``(n_windows,)`` datetime64: the last observed (lookback) time of each window."""
-    return panel.timestamps[index.starts + spec.lookback - 1]
-
-
 def gather(values: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
     """``(n_points, F)``, ``(B,)`` -> ``(B, length, F)`` by one advanced-indexing gather."""
     steps = torch.arange(length, device=values.device)  # (length,)
     rows = starts.to(values.device)[:, None] + steps  # (B, length)
     return values[rows]  # (B, length, F)
-
-
-class WindowDataset(Dataset):
-    """Map-style dataset over a ``WindowIndex`` on a (scaled) values tensor.
-
-    ``__getitems__`` gathers a whole batch in one vectorised op; torch's
-    DataLoader calls it with the batch's indices whenever batching is on, so
-    with ``collate_fn=collate_batch`` no Python code runs per window.
-    """
-
-    def __init__(self, values: torch.Tensor, index: WindowIndex, spec: WindowSpec) -> None:
-        if values.ndim != 2:
-            raise ValueError(f"values must be (n_points, features), got shape {tuple(values.shape)}")
-        if len(index) and int(index.starts.max()) + spec.length > values.shape[0]:
-            raise ValueError(
-                f"a window starting at row {int(index.starts.max())} with length {spec.length} "
-                f"runs past the {values.shape[0]} rows of values"
-            )
-        self.values = values  # (n_points, F), typically float32
-        self.spec = spec
-        self._starts = torch.from_numpy(index.starts)  # (n_windows,) shares memory with the index
-        self._series = torch.from_numpy(index.series)  # (n_windows,)
-
-    def __len__(self) -> int:
-        return int(self._starts.shape[0])
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"window {i} out of range for {len(self)} windows")
-        x, y, series = self.__getitems__([i])
-        return x[0], y[0], series[0]  # (lookback, F), (horizon,), ()
-
-    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        picked = torch.as_tensor(idx, dtype=torch.long)  # (B,)
-        window = gather(self.values, self._starts[picked], self.spec.length)  # (B, length, F)
-        x = window[:, : self.spec.lookback]  # (B, lookback, F)
-        y = window[:, self.spec.lookback :, 0]  # (B, horizon) target column
-        return x, y, self._series[picked]  # series: (B,)
-
-
-def collate_batch(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """Identity collate: ``WindowDataset.__getitems__`` already returns a batch."""
-    return batch
 
 
 def _check_positive_int(name: str, value: object) -> None:

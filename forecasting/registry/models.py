@@ -512,8 +512,3 @@ def log_monitoring(
                 mlflow.log_artifact(str(path), artifact_path="monitoring")
             plt.close(fig)
     return run.info.run_id
-
-
-def tag_monitoring(name: str, version: str, *, alert: str, run_id: str, at: str) -> None:
-    """Record the latest monitoring verdict on a model version (``monitor.alert`` empty when quiet)."""
-    tag_version(name, version, {"monitor.alert": alert or "none", "monitor.run_id": run_id, "monitor.at": at})

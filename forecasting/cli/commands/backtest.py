@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
-from forecasting.cli.app import HomeOption  # cli imports this module once its own names exist
+from forecasting.cli.app import HomeOption, console, err_console, run_or_exit, setup_home  # imported once app's names exist
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +32,6 @@ def backtest(
     home: HomeOption = None,
 ) -> None:
     """Backtest over rolling origins against naive, seasonal naive, drift and mean; write a report, log to MLflow."""
-    from forecasting.cli.app import err_console, run_or_exit, setup_home
-
     if model is not None and train:
         err_console.print("[bold red]error:[/] pass --model NAME@ALIAS or --train, not both")
         raise typer.Exit(2)
@@ -46,7 +46,7 @@ def backtest(
     run_or_exit(check_mode, bt, train=train)
     if model is not None:
         run_or_exit(parse_model_ref, model)
-    from pipelines.backtest import backtest_flow
+    from pipelines.backtest import backtest_flow  # Prefect and MLflow: only after setup_home points them at the home
 
     summary = run_or_exit(
         backtest_flow, str(config), model=model, train=train, overrides=overrides,
@@ -76,12 +76,7 @@ def _overrides(
 
 
 def _print(summary: dict) -> None:
-    import math
-
-    from rich.table import Table
-
-    from forecasting.cli.app import console
-    from forecasting.evaluation.report import LABELS
+    from forecasting.evaluation.report import LABELS  # reaches torch through evaluation.backtest
 
     rows = summary["rows"]
     metrics = [k for k in rows[0] if k not in ("forecaster", "skill")]

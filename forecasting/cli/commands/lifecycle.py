@@ -1,18 +1,17 @@
 """`forecast promote` and `forecast rollback`: humans moving the champion alias, on the record."""
 
-
 from typing import Annotated
 
 import typer
 
+from forecasting.cli.app import HomeOption, console, run_or_exit, setup_home  # imported once app's names exist
+
 
 def register(app: typer.Typer) -> None:
-    from forecasting.cli.app import HomeOption, console, run_or_exit, setup_home
-
     def locks_dir(home):  # noqa: ANN001, ANN202
         """Set up the home folder, point the registry at its store; the promotion locks live there."""
         settings = setup_home(home)
-        from forecasting.registry import models as registry
+        from forecasting.registry import models as registry  # MLflow: only after setup_home points it at the home
 
         registry.configure(settings.mlflow_tracking_uri)
         return settings.home / "locks"

@@ -1,10 +1,12 @@
 """`forecast monitor`: realised vs promised error of the forecasts a model issued."""
 
+import math
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from forecasting.cli.app import HomeOption  # cli imports this module once its own names exist
+from forecasting.cli.app import HomeOption, console, err_console, run_or_exit, setup_home  # imported once app's names exist
 
 
 def register(app: typer.Typer) -> None:
@@ -28,8 +30,6 @@ def monitor(
     Unset options come from the monitor settings file (docs/monitoring.md), so
     the CLI and the scheduled flow judge a model by the same thresholds.
     """
-    from forecasting.cli.app import err_console, run_or_exit, setup_home
-
     windows = None
     if window_days is not None:
         try:
@@ -38,7 +38,7 @@ def monitor(
             err_console.print(f"[bold red]error:[/] --window-days {window_days!r} is not a list of day counts, e.g. 7,30")
             raise typer.Exit(2) from None
     settings = setup_home(home)
-    from pipelines.monitor import monitor_flow
+    from pipelines.monitor import monitor_flow  # Prefect and MLflow: only after setup_home points them at the home
 
     summary = run_or_exit(monitor_flow, model, window_days=windows, home=str(settings.home), as_of=as_of,
                           mase_factor=mase_factor, level_shift=max_level_shift, scale_ratio=max_scale_ratio,
@@ -50,12 +50,6 @@ def monitor(
 
 
 def _print(summary: dict) -> None:
-    import math
-
-    from rich.table import Table
-
-    from forecasting.cli.app import console
-
     table = Table(title=f"Realised vs promised error of {summary['name']} ({summary['scored']} of {summary['logged']} forecasts scored)")
     for col in ("version", "window", "points", "MAE", "MASE", "promised", "ratio", "bias", "coverage", "alert"):
         table.add_column(col, justify="left" if col in ("version", "alert") else "right", no_wrap=col != "alert")

@@ -11,7 +11,7 @@ from forecasting.registry import promotion
 from forecasting.registry import models as registry
 from forecasting.predict import latest_history
 from forecasting.settings import Settings
-from tests.test_promotion import _judged_against_naive, race_two_challengers
+from tests.registry.test_promotion import _judged_against_naive, race_two_challengers
 from tests.postgres import _psql, postgres_databases  # noqa: F401 - a fixture, used by name
 
 pytestmark = pytest.mark.slow

@@ -28,7 +28,7 @@ def echo_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.
 def train_echo(cell: str, *, iterations: int = 400, seed: int = 0) -> float:
     """Test MSE after training; 1.0 is what ignoring the past scores (the target has unit variance)."""
     torch.manual_seed(seed)
-    net = RecurrentForecaster(2, 1, cell=cell, hidden_size=8, num_layers=1, anchor_last=False, memory=STEPS)
+    net = RecurrentForecaster(2, 1, cell=cell, hidden_size=8, num_layers=1, anchor="none", memory=STEPS)
     loss_fn = ForecastLoss(net.outputs, ())
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(seed)

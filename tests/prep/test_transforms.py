@@ -3,11 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from forecasting.prep import transforms
 from forecasting.errors import ForecastingError
+from forecasting.model.lightning import WindowBatches
+from forecasting.prep import transforms
 from forecasting.prep.scaling import SeriesScaler
-from forecasting.prep.windows import SeriesPanel, left_pad
+from forecasting.prep.windows import SeriesPanel, WindowIndex, WindowSpec, left_pad
 
 
 def price_panel(n_series: int = 3, length: int = 80, seed: int = 0) -> SeriesPanel:
@@ -35,12 +37,17 @@ def test_true_future_in_network_units_inverts_to_the_raw_future_exactly(kind):
     lookback, horizon = 10, 6
     transformed = transforms.apply(panel, kind)
     scaler = SeriesScaler.fit(transformed, np.full(panel.n_series, 50))
-    scaled = scaler.transform(transformed, dtype=np.float64)[:, 0]  # (n_points,)
+    scaled = scaler.transform(transformed, dtype=np.float64)  # (n_points, 1)
     starts = np.array([panel.offsets[i] + s for i in range(panel.n_series) for s in (1, 30, 63)])  # lookback starts
     origin = starts + lookback - 1
     future_rows = origin[:, None] + 1 + np.arange(horizon)  # (B, H)
-    target = transforms.cumulative_targets(scaled[future_rows], kind)  # (B, H) what training regresses on
     series = np.searchsorted(panel.offsets, starts, side="right") - 1
+    batches = WindowBatches(
+        torch.from_numpy(scaled), WindowIndex(starts, series), WindowSpec(lookback, horizon),
+        past_columns=[0], future_columns=[], codes=np.arange(panel.n_series), cumulative=transforms.is_cumulative(kind),
+    )
+    _, _, y, _ = batches.__getitems__(list(range(len(starts))))
+    target = y.numpy()  # (B, H) what training regresses on
     restored = transforms.invert(
         target, kind=kind, mean=scaler.mean[series, 0], scale=scaler.scale[series, 0], last=panel.values[origin, 0]
     )

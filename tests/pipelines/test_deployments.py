@@ -9,7 +9,7 @@ import yaml
 from forecasting.errors import ConfigError
 from pipelines.deployments import DEFAULT_SCHEDULES, build_deployments, load_schedules
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED = {
     # name: (flow, cron, timezone, parameters)
@@ -77,14 +77,37 @@ def test_only_selects_and_unknown_names_fail():
         ({"flow": "predict", "cron": "61 * * * *", "parameters": {"model_name": "m"}}, "invalid cron"),
         ({"flow": "predict", "cron": "* * *", "parameters": {"model_name": "m"}}, "five fields"),
         ({"flow": "predict", "cron": "0 * * * *", "timezone": "Mars/Olympus", "parameters": {"model_name": "m"}}, "unknown time zone"),
-        ({"flow": "predict", "cron": "0 * * * *", "parameters": {"modelname": "m"}}, "do not fit flow 'predict'"),
-        ({"flow": "predict", "cron": "0 * * * *", "parameters": {}}, "do not fit flow 'predict'"),
         ({"flow": "deploy-the-moon", "cron": "0 * * * *"}, "flow"),
     ],
 )
 def test_bad_entries_are_rejected_with_the_reason(tmp_path, entry, message):
     with pytest.raises(ConfigError, match=message):
         load_schedules(_write(tmp_path, {"deployments": {"x": entry}}))
+
+
+@pytest.mark.parametrize("parameters", [{"modelname": "m"}, {}], ids=["unknown-name", "missing-model_name"])
+def test_parameters_that_do_not_fit_the_flow_are_rejected_when_deployments_are_built(tmp_path, parameters):
+    """The schedules file knows flows by name; binding them to their flows is build_deployments' job."""
+    path = _write(tmp_path, {"deployments": {
+        "ok": {"flow": "predict", "cron": "0 * * * *", "parameters": {"model_name": "m"}},
+        "x": {"flow": "predict", "cron": "0 * * * *", "parameters": parameters},
+    }})
+    assert set(load_schedules(path).deployments) == {"ok", "x"}
+    with pytest.raises(ConfigError, match=r"deployment 'x': parameters .* do not fit flow 'predict'"):
+        build_deployments(path, only=["ok"])  # every entry is checked, not only the selected ones
+
+
+def test_reading_the_schedules_imports_no_flow():
+    """pipelines.monitor reads the schedules to find a retrain deployment; that must not import the flows back."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import pipelines.deployments as d; d.load_schedules(d.DEFAULT_SCHEDULES); "
+        "flows = [m for m in ('pipelines.train', 'pipelines.predict', 'pipelines.monitor', 'pipelines.backtest', "
+        "'pipelines.ingest') if m in sys.modules]; assert not flows, flows"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_file_default_timezone_and_relative_paths(tmp_path):

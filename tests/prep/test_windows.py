@@ -8,22 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from forecasting.errors import ForecastingError
+from forecasting.model.lightning import WindowBatches, WindowDataModule
 from forecasting.prep.windows import (
     SeriesPanel,
     SplitBounds,
-    WindowDataset,
     WindowSpec,
     build_index,
     chronological_split,
     USAGES,
-    collate_batch,
     gather,
     left_pad,
     needed_length,
-    origins,
     part_size,
     plan_split,
     split_padding,
@@ -318,33 +315,32 @@ def test_gather_equals_slicing():
         assert torch.equal(batch[j], values[s : s + spec.length])
 
 
-def test_origins_are_last_lookback_times():
-    panel = make_panel({"a": 12, "b": 9})
-    spec = WindowSpec(3, 2)
-    index = build_index(panel, spec, None, "all", max_windows_per_series=1)
-    expected = np.array(["2024-01-01T09:00", "2024-01-01T06:00"], dtype="datetime64[ns]")
-    assert np.array_equal(origins(panel, index, spec), expected)
+def window_batches(values: torch.Tensor, index, spec: WindowSpec, codes: np.ndarray, cls=WindowBatches) -> WindowBatches:
+    """Training batches as ``fit`` builds them: target and covariate in the past block, the covariate ahead."""
+    return cls(values, index, spec, past_columns=[0, 1], future_columns=[1], codes=codes, cumulative=False)
 
 
-def test_dataset_items_and_batches_agree():
+def test_batch_items_and_batches_agree():
     panel = make_panel(LENGTHS)
     spec = WindowSpec(5, 2)
     index = build_index(panel, spec, None, "all")
     values = torch.from_numpy(panel.values.astype(np.float32))
-    dataset = WindowDataset(values, index, spec)
-    x, y, series = dataset.__getitems__([0, 7, 3])
-    assert x.shape == (3, 5, 2) and y.shape == (3, 2) and series.shape == (3,)
+    codes = np.arange(1, panel.n_series + 1, dtype=np.int64)
+    batches = window_batches(values, index, spec, codes)
+    past, future, y, series = batches.__getitems__([0, 7, 3])
+    assert past.shape == (3, 5, 2) and future.shape == (3, 2, 1) and y.shape == (3, 2) and series.shape == (3,)
     for b, j in enumerate([0, 7, 3]):
-        xj, yj, sj = dataset[j]
+        pj, fj, yj, sj = batches[j]
         s = index.starts[j]
-        assert torch.equal(xj, x[b]) and torch.equal(yj, y[b]) and sj == series[b] == index.series[j]
-        assert torch.equal(xj, values[s : s + 5])
+        assert torch.equal(pj, past[b]) and torch.equal(yj, y[b]) and sj == series[b] == codes[index.series[j]]
+        assert torch.equal(pj, values[s : s + 5])
+        assert torch.equal(fj, values[s + 5 : s + 7, 1:])
         assert torch.equal(yj, values[s + 5 : s + 7, 0])
     with pytest.raises(IndexError):
-        dataset[len(dataset)]
+        batches[len(batches)]
 
 
-class NoPerItem(WindowDataset):
+class NoPerItem(WindowBatches):
     def __getitem__(self, i):
         raise AssertionError("DataLoader fetched a single window")
 
@@ -357,33 +353,32 @@ def test_dataloader_uses_getitems():
     values = panel.values.astype(np.float32)
     values[:, 0] = np.arange(len(values))  # the target is its own row number, so a batch says where it came from
     values = torch.from_numpy(values)
-    dataset = NoPerItem(values, index, spec)
+    codes = np.arange(1, panel.n_series + 1, dtype=np.int64)
+    dataset = window_batches(values, index, spec, codes, cls=NoPerItem)
 
     def run(seed):
-        generator = torch.Generator().manual_seed(seed)
-        loader = DataLoader(dataset, batch_size=8, shuffle=True, collate_fn=collate_batch, generator=generator)
-        return list(loader)
+        return list(WindowDataModule(dataset, None, batch_size=8, seed=seed).train_dataloader())
 
     batches = run(0)
-    assert all(isinstance(b, tuple) and len(b) == 3 for b in batches)
-    assert batches[0][0].shape == (8, 4, 2) and batches[0][1].shape == (8, 3) and batches[0][2].shape == (8,)
-    starts = torch.cat([x[:, 0, 0] for x, _, _ in batches]).long()
+    assert all(isinstance(b, tuple) and len(b) == 4 for b in batches)
+    assert batches[0][0].shape == (8, 4, 2) and batches[0][2].shape == (8, 3) and batches[0][3].shape == (8,)
+    starts = torch.cat([past[:, 0, 0] for past, *_ in batches]).long()
     assert sorted(starts.tolist()) == sorted(index.starts.tolist())  # every window exactly once
     assert starts.tolist() != index.starts.tolist()  # shuffled
-    for x, y, series in batches:
-        s = x[:, 0, 0].long()
-        assert torch.equal(x, gather(values, s, 4))
+    for past, _, y, series in batches:
+        s = past[:, 0, 0].long()
+        assert torch.equal(past, gather(values, s, 4))
         assert torch.equal(y, s[:, None] + 4 + torch.arange(3))  # targets right after the lookback
-        assert torch.equal(series, torch.from_numpy(index.series[np.searchsorted(index.starts, s.numpy())]))
+        assert torch.equal(series, torch.from_numpy(codes[index.series[np.searchsorted(index.starts, s.numpy())]]))
     again = run(0)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))  # seeded generator: reproducible
 
 
-def test_dataset_rejects_index_past_values():
+def test_batches_reject_index_past_values():
     spec = WindowSpec(3, 2)
     index = build_index(make_panel({"a": 10}), spec, None, "all")
     with pytest.raises(ValueError, match="runs past"):
-        WindowDataset(torch.zeros(8, 1), index, spec)
+        window_batches(torch.zeros(8, 2), index, spec, np.ones(1, np.int64))
 
 
 def test_split_bounds_shape_checked():

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.ops import forecast_log
-from forecasting.ops import monitor
-from forecasting.errors import ConfigError, ForecastingError
+from forecasting.config.monitor import MonitorSettings
+from forecasting.errors import ForecastingError
+from forecasting.ops import forecast_log, monitor
 
 SEASON = 7
 NOISE = 1.0
@@ -45,7 +45,7 @@ def issued(origins: range, *, horizon: int = 7, half_width: float = 1.2816 * NOI
 
 
 PROMISED = {"1": 0.75}  # E|noise| / seasonal-naive MAE of noise ~ 0.80 / 1.13
-SETTINGS = monitor.MonitorSettings(windows_days=(7, 30), mase_factor=1.5, coverage_band=0.15)
+SETTINGS = MonitorSettings(windows_days=(7, 30), mase_factor=1.5, coverage_band=0.15)
 TRAIN = (START, START + pd.Timedelta(days=199))
 
 
@@ -146,7 +146,7 @@ def test_each_version_is_held_to_its_own_season_and_interval():
     log = pd.concat([v1, v2.assign(model_version="2")], ignore_index=True)  # v1 rows have NaN q0.05/q0.95
     obs = actuals()
     report = monitor.evaluate(log, obs, season={"1": SEASON, "2": 1}, promised={"1": 0.75, "2": 0.75},
-                              settings=monitor.MonitorSettings(windows_days=(60,)))
+                              settings=MonitorSettings(windows_days=(60,)))
     assert not any("coverage" in a for a in report.alerts), report.alerts
     nominal = report.versions.drop_duplicates("model_version").set_index("model_version")["nominal"]
     assert nominal.to_dict() == {"1": pytest.approx(0.8), "2": pytest.approx(0.9)}
@@ -180,7 +180,7 @@ def yearly(shift_last_days: int = 0, shift: float = 0.0, seed: int = 1) -> pd.Da
 
 def december_drift(frame: pd.DataFrame, *, reference: str = "same_season",
                    train: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> tuple[pd.DataFrame, list[str]]:
-    settings = monitor.MonitorSettings(drift_reference=reference)
+    settings = MonitorSettings(drift_reference=reference)
     start, end = train or (YEARS[0], YEARS[-1])
     return monitor.drift(frame, train_start=start, train_end=end, recent_days=30, now=YEARS[-1], freq="D",
                          settings=settings)
@@ -209,37 +209,6 @@ def test_drift_falls_back_to_the_whole_window_without_an_earlier_season():
     table, _ = december_drift(frame, train=short)
     assert table.iloc[0]["reference"] == monitor.WHOLE_WINDOW
     assert table.iloc[0]["reference_points"] == 200
-
-
-# --- Settings file ------------------------------------------------------------------------
-
-
-def test_settings_file_defaults_model_overrides_and_parameters(tmp_path):
-    path = tmp_path / "settings.yaml"
-    path.write_text("defaults: {mase_factor: 2.0, windows_days: [14]}\n"
-                    "models:\n  m: {mase_factor: 3.0, retrain_on_alert: true, retrain_deployment: train/retrain-m}\n")
-    assert monitor.load_settings("other", path).mase_factor == 2.0
-    m = monitor.load_settings("m", path)
-    assert (m.mase_factor, m.windows_days, m.retrain_on_alert, m.retrain_deployment) == (3.0, (14,), True, "train/retrain-m")
-    over = monitor.load_settings("m", path, {"mase_factor": 4.0, "retrain_on_alert": None})
-    assert (over.mase_factor, over.retrain_on_alert) == (4.0, True)
-    assert monitor.load_settings("m").retrain_on_alert is False  # the shipped file: retrain is opt-in
-
-
-def test_settings_file_problems_are_listed_together(tmp_path):
-    path = tmp_path / "settings.yaml"
-    path.write_text("defaults: {mase_factor: -1}\nmodels:\n  a: {level_shfit: 2}\n  b: {retrain_deployment: retrain}\n")
-    with pytest.raises(ConfigError) as info:
-        monitor.load_settings("a", path)
-    text = str(info.value)
-    assert "defaults.mase_factor" in text and "models.a.level_shfit" in text and "models.b.retrain_deployment" in text
-    with pytest.raises(ConfigError, match="does not exist"):
-        monitor.load_settings("a", tmp_path / "missing.yaml")
-
-
-def test_shipped_settings_file_is_valid():
-    settings = monitor.load_settings("weather-seattle-hourly", monitor.DEFAULT_SETTINGS_PATH)
-    assert settings.windows_days == (7, 30) and settings.drift_reference == "same_season"
 
 
 def test_alert_key_names_model_version_and_period():

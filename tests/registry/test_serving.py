@@ -56,7 +56,7 @@ def test_model_loads_without_the_project_installed(served):
     root, ref, history, expected = served
     history_path = root / "history.parquet"
     history.to_parquet(history_path)
-    project = str(Path(__file__).resolve().parents[1])
+    project = str(Path(__file__).resolve().parents[2])
     script = textwrap.dedent(
         f"""
         import sys, json

@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 
 from forecasting.config.model import ForecasterConfig, load_config, parse_config
+from forecasting.config.monitor import DEFAULT_SETTINGS_PATH as DEFAULT_MONITOR_SETTINGS
+from forecasting.config.monitor import load_settings as load_monitor_settings
 from forecasting.errors import ConfigError
 from tests.conftest import REPO, tiny_config_dict
 
@@ -113,3 +115,34 @@ def test_trading_calendar_is_a_valid_grid():
     assert config.data.freq == "XNYS"
     with pytest.raises(ConfigError, match=r"data.freq: 'fortnightly' is not a pandas offset alias"):
         parse_config(tiny_config_dict(data={"freq": "fortnightly"}))
+
+
+# --- Monitor settings file (forecasting.config.monitor) ---------------------------------
+
+
+def test_monitor_settings_file_defaults_model_overrides_and_parameters(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("defaults: {mase_factor: 2.0, windows_days: [14]}\n"
+                    "models:\n  m: {mase_factor: 3.0, retrain_on_alert: true, retrain_deployment: train/retrain-m}\n")
+    assert load_monitor_settings("other", path).mase_factor == 2.0
+    m = load_monitor_settings("m", path)
+    assert (m.mase_factor, m.windows_days, m.retrain_on_alert, m.retrain_deployment) == (3.0, (14,), True, "train/retrain-m")
+    over = load_monitor_settings("m", path, {"mase_factor": 4.0, "retrain_on_alert": None})
+    assert (over.mase_factor, over.retrain_on_alert) == (4.0, True)
+    assert load_monitor_settings("m").retrain_on_alert is False  # the shipped file: retrain is opt-in
+
+
+def test_monitor_settings_file_problems_are_listed_together(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("defaults: {mase_factor: -1}\nmodels:\n  a: {level_shfit: 2}\n  b: {retrain_deployment: retrain}\n")
+    with pytest.raises(ConfigError) as info:
+        load_monitor_settings("a", path)
+    text = str(info.value)
+    assert "defaults.mase_factor" in text and "models.a.level_shfit" in text and "models.b.retrain_deployment" in text
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_monitor_settings("a", tmp_path / "missing.yaml")
+
+
+def test_shipped_monitor_settings_file_is_valid():
+    settings = load_monitor_settings("weather-seattle-hourly", DEFAULT_MONITOR_SETTINGS)
+    assert settings.windows_days == (7, 30) and settings.drift_reference == "same_season"

@@ -20,9 +20,9 @@ import yaml
 
 from tests.postgres import _psql, postgres_databases  # noqa: F401 - a fixture, used by name
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
-SCHEMA = Path(__file__).resolve().parent / "fixtures" / "compose" / "compose_spec.json"
+SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "compose" / "compose_spec.json"
 ONE_SHOT = {"create-bucket", "deploy"}
 VAR = re.compile(r"\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
 

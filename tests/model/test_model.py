@@ -113,7 +113,7 @@ def _rel_err(got: np.ndarray, expected: np.ndarray) -> float:
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_encoder_matches_float64_textbook_reference(cell, bidirectional):
     torch.manual_seed(0)
-    net = RecurrentForecaster(3, 4, cell=cell, hidden_size=5, num_layers=3, bidirectional=bidirectional, anchor_last=False)
+    net = RecurrentForecaster(3, 4, cell=cell, hidden_size=5, num_layers=3, bidirectional=bidirectional, anchor="none")
     net = net.double().eval()
     for p in net.parameters():
         torch.nn.init.uniform_(p, -0.8, 0.8)  # random weights and biases, not the zero / chrono init
@@ -162,7 +162,7 @@ def test_every_variant_has_the_documented_shapes(head, cell):
         net(torch.randn(7, 9, 3))
 
 
-def test_anchor_last_makes_forecast_follow_the_level():
+def test_last_anchor_makes_forecast_follow_the_level():
     torch.manual_seed(1)
     net = RecurrentForecaster(1, 3, hidden_size=8, num_layers=2).eval()
     for p in net.parameters():
@@ -250,7 +250,7 @@ def _forkable(**kwargs) -> RecurrentForecaster:
     """A float64 network every forking path runs through: skip, known future, embedding, quantiles + mean."""
     torch.manual_seed(3)
     options = dict(
-        n_future=2, hidden_size=5, num_layers=2, anchor_last=False, lookback=6, quantiles=(0.1, 0.5, 0.9),
+        n_future=2, hidden_size=5, num_layers=2, anchor="none", lookback=6, quantiles=(0.1, 0.5, 0.9),
         n_series=2, embedding_dim=2,
     )
     net = RecurrentForecaster(3, 4, **{**options, **kwargs}).double()
@@ -320,7 +320,7 @@ def test_gradcheck_forked_forecaster_and_loss_float64():
     "kwargs,blocked",
     [
         ({}, None),
-        ({"anchor_last": True}, "anchored"),
+        ({"anchor": "last"}, "anchored"),
         ({"bidirectional": True}, "bidirectional"),
         ({"head": "autoregressive"}, "autoregressive"),
     ],
@@ -340,7 +340,7 @@ def test_only_networks_whose_windows_share_encoder_inputs_can_fork(kwargs, block
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_delta_anchor_forks_exactly(stride, cell):
     """anchor='delta': window j of a chunk = forward() on the chunk's first lookback + j * stride steps, float64 to 1e-10."""
-    net, k, lookback = _forkable(cell=cell, anchor_last=None, anchor="delta"), 5, 6
+    net, k, lookback = _forkable(cell=cell, anchor="delta"), 5, 6
     assert net.fork_blocker() is None
     past = torch.randn(2, lookback + (k - 1) * stride, 3, dtype=torch.float64) * 3 + 10  # far from 0: the level matters
     future = torch.randn(2, k, 4, 2, dtype=torch.float64)
@@ -389,7 +389,7 @@ def test_delta_anchor_direct_head_is_the_documented_arithmetic():
 
 def test_gradcheck_delta_forked_and_window_paths_float64():
     """Analytic gradients through the delta anchor (changes, per-window levels, relative skip), forked and window by window."""
-    net = _forkable(hidden_size=3, lookback=4, anchor_last=None, anchor="delta")
+    net = _forkable(hidden_size=3, lookback=4, anchor="delta")
     loss_fn = ForecastLoss(net.outputs, net.quantiles)
     names = [n for n, _ in net.named_parameters()]
     params = tuple(p.detach().clone().requires_grad_(True) for p in net.parameters())
@@ -414,10 +414,8 @@ def test_gradcheck_delta_forked_and_window_paths_float64():
     assert torch.autograd.gradcheck(window_loss, (past, future, *params), eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
-def test_anchor_spellings():
-    assert RecurrentForecaster(1, 2, anchor_last=False).anchor == "none"
-    assert RecurrentForecaster(1, 2).anchor == "last" and RecurrentForecaster(1, 2).anchor_last
+def test_anchor_defaults_to_last_and_unknown_anchors_are_named():
+    assert RecurrentForecaster(1, 2, anchor="none").anchor == "none"
+    assert RecurrentForecaster(1, 2).anchor == "last"
     with pytest.raises(ValueError, match="anchor must be one of"):
         RecurrentForecaster(1, 2, anchor="first")
-    with pytest.raises(ValueError, match="not both"):
-        RecurrentForecaster(1, 2, anchor="delta", anchor_last=True)
