@@ -130,7 +130,8 @@ def backtest(
         ref = model.ref if isinstance(model, Forecaster) else None
         # The library reads "no version" as "trained per fold"; name the in-memory model instead.
         version = ref.version if ref is not None else "unregistered"
-    bt = parse_backtest({**(fitted_config.backtest or {}), **settings}, source="backtest settings")
+    section = fitted_config.backtest.model_dump(exclude_unset=True) if fitted_config.backtest else {}
+    bt = parse_backtest({**section, **settings}, source="backtest settings")
     result = run(df, bt, trained=trained, config=config, model_version=version)
     scores = score_backtest(result)
     files = write_report(result, report_dir, scores) if report_dir is not None else None

@@ -19,14 +19,8 @@ from prefect.cache_policies import NO_CACHE
 
 from forecasting.registry import models as registry
 from forecasting.evaluation.backtest import BacktestResult, FoldJob, backtest, fit_fold
-from forecasting.config.backtest import (
-    BacktestConfig,
-    check_mode,
-    check_model_fits,
-    load_backtest_config,
-    parse_model_ref,
-)
-from forecasting.config.model import ForecasterConfig
+from forecasting.config.backtest import BacktestConfig, check_mode, parse_model_ref
+from forecasting.config.model import ForecasterConfig, check_model_fits, load_backtest_config
 from forecasting.data.store import ObservationStore
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.evaluation.report import (

@@ -178,15 +178,11 @@ def _retrain(
     """Decide and (when configured, once per alert) start the retrain; always say what happened."""
     key = monitor.alert_key(model_name, serving, report.period_end)
     base = {"key": key, "deployment": config.retrain_deployment or "", "flow_run_id": "", "flow_run_name": ""}
-    if not report.alert:
-        return {**base, "status": "no-alert", "message": "No alert: no retrain."}
-    if not config.retrain_on_alert:
-        return {**base, "status": "off",
-                "message": "Retrain on alert is off (`retrain_on_alert` in configs/monitor/settings.yaml or the flow parameter)."}
-    if context["retrain_key"] == key:
-        return {**base, "status": "already-started", "flow_run_id": context["retrain_flow_run"],
-                "message": f"Retrain already started for this alert (flow run {context['retrain_flow_run']}, "
-                           f"key {key}); not started again."}
+    decision = monitor.retrain_decision(report, key=key, retrain_on_alert=config.retrain_on_alert,
+                                        started_key=context["retrain_key"], started_run=context["retrain_flow_run"])
+    if not decision.start:
+        run = context["retrain_flow_run"] if decision.status == "already-started" else ""
+        return {**base, "status": decision.status, "flow_run_id": run, "message": decision.message}
     deployment, how = config.retrain_deployment, "monitor settings"
     if deployment is None:
         deployment, how = default_retrain_deployment(model_name)

@@ -1,5 +1,5 @@
 """Typed configs for every YAML the service reads: model (``model``), backtest settings
-(``backtest``) and ingestion (``ingest``).
+(``backtest``), ingestion (``ingest``) and monitoring thresholds (``monitor``).
 
 Validation collects every problem and raises one ``ConfigError``. Config modules may import
 ``forecasting.errors`` and the data layer's calendar/source registries (to validate names);

@@ -1,23 +1,17 @@
-"""Backtest settings: an optional ``backtest:`` section of a forecaster YAML, plus CLI overrides.
+"""Backtest settings: the optional ``backtest:`` section of a forecaster YAML (``ForecasterConfig.backtest``),
+plus CLI overrides (``config.model.load_backtest_config`` merges them, every problem reported at once).
 
-The section is validated by its own model here, not by ``forecasting.config``:
-``load_backtest_config`` pops it from the YAML and hands the rest to
-``parse_config``, so every problem in either part is reported at once. Until
-``ForecasterConfig`` knows the key, ``load_config`` (used by ``forecast
-train``) rejects a YAML that has it: keep backtest-only YAMLs apart, or pass
-the settings as CLI options.
+This module sits below ``config.model``: the model config types its section with ``BacktestConfig``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from forecasting.config.model import ForecasterConfig, parse_config, read_yaml
 from forecasting.errors import ConfigError
 
 SECTION = "backtest"
@@ -102,38 +96,13 @@ class BacktestConfig(BaseModel):
 
 def parse_backtest(raw: Any, *, source: str = "<dict>") -> BacktestConfig:
     """Validate a ``backtest:`` mapping; one ConfigError lists every problem."""
-    problems = _backtest_problems(raw)
+    problems = backtest_problems(raw)
     if problems:
         raise ConfigError(f"config {source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
     return BacktestConfig.model_validate(raw or {})
 
 
-def load_backtest_config(
-    path: str | Path, overrides: dict[str, Any] | None = None
-) -> tuple[ForecasterConfig, BacktestConfig]:
-    """Read a forecaster YAML with an optional ``backtest:`` section; ``overrides`` (CLI options) win.
-
-    Problems in the forecaster part and the backtest part come in one ConfigError.
-    """
-    raw = read_yaml(path)
-    section = raw.pop(SECTION, None) or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"config {path}: '{SECTION}' must be a mapping, got {type(section).__name__}")
-    merged = {**section, **(overrides or {})}  # an override of None means "unbounded", e.g. every origin
-    problems = _backtest_problems(merged)
-    try:
-        config = parse_config(raw, source=str(path))
-    except ConfigError as exc:
-        lines = str(exc).splitlines()[1:]  # drop the "N problem(s)" header, keep the items
-        problems = [line.removeprefix("  - ") for line in lines] + problems
-        config = None
-    if problems:
-        raise ConfigError(f"config {path}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
-    assert config is not None
-    return config, BacktestConfig.model_validate(merged)
-
-
-def _backtest_problems(raw: Any) -> list[str]:
+def backtest_problems(raw: Any) -> list[str]:
     if raw is not None and not isinstance(raw, dict):
         return [f"{SECTION}: expected a mapping, got {type(raw).__name__}"]
     try:
@@ -157,15 +126,6 @@ def parse_model_ref(ref: str) -> tuple[str, str]:
     if not name or "/" in name or (_ and not alias):
         raise ConfigError(f"model reference {ref!r} is not NAME, NAME@ALIAS or models:/NAME@ALIAS")
     return name, alias or "champion"
-
-
-def check_model_fits(config: ForecasterConfig, model: ForecasterConfig) -> None:
-    """The registered model must forecast the dataset the backtest config names; say so, naming both."""
-    if model.data.dataset != config.data.dataset:
-        raise ConfigError(
-            f"model '{model.name}' was trained on dataset '{model.data.dataset}', "
-            f"but the backtest config names dataset '{config.data.dataset}'"
-        )
 
 
 def check_mode(settings: BacktestConfig, *, train: bool) -> None:

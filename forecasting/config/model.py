@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forecasting.config.backtest import SECTION, BacktestConfig, backtest_problems
 from forecasting.data.calendar import offset_for
 from forecasting.errors import ConfigError
 
@@ -290,8 +291,8 @@ class ForecasterConfig(_Strict):
     inference: InferenceConfig = InferenceConfig()
     baseline: BaselineConfig = BaselineConfig()
     promotion: PromotionConfig = PromotionConfig()
-    backtest: dict[str, Any] | None = Field(
-        None, description="Backtest settings (forecasting.backtest_config validates them); ignored by training."
+    backtest: BacktestConfig | None = Field(
+        None, description="Backtest settings (forecasting.config.backtest.BacktestConfig); ignored by training."
     )
 
     @model_validator(mode="after")
@@ -499,3 +500,37 @@ def load_config(path: str | Path) -> ForecasterConfig:
 def config_to_yaml(config: ForecasterConfig) -> str:
     """The fully resolved config, as logged next to every model."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def load_backtest_config(
+    path: str | Path, overrides: dict[str, Any] | None = None
+) -> tuple[ForecasterConfig, BacktestConfig]:
+    """Read a forecaster YAML with an optional ``backtest:`` section; ``overrides`` (CLI options) win.
+
+    Problems in the forecaster part and the backtest part come in one ConfigError.
+    """
+    raw = read_yaml(path)
+    section = raw.pop(SECTION, None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"config {path}: '{SECTION}' must be a mapping, got {type(section).__name__}")
+    merged = {**section, **(overrides or {})}  # an override of None means "unbounded", e.g. every origin
+    problems = backtest_problems(merged)
+    try:
+        config = parse_config(raw, source=str(path))
+    except ConfigError as exc:
+        lines = str(exc).splitlines()[1:]  # drop the "N problem(s)" header, keep the items
+        problems = [line.removeprefix("  - ") for line in lines] + problems
+        config = None
+    if problems:
+        raise ConfigError(f"config {path}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+    assert config is not None
+    return config, BacktestConfig.model_validate(merged)
+
+
+def check_model_fits(config: ForecasterConfig, model: ForecasterConfig) -> None:
+    """The registered model must forecast the dataset the backtest config names; say so, naming both."""
+    if model.data.dataset != config.data.dataset:
+        raise ConfigError(
+            f"model '{model.name}' was trained on dataset '{model.data.dataset}', "
+            f"but the backtest config names dataset '{config.data.dataset}'"
+        )

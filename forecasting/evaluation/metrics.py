@@ -147,9 +147,15 @@ def seasonal_naive_scale(values: ArrayLike, starts: ArrayLike, ends: ArrayLike, 
         )
     lagged = np.zeros_like(v)
     lagged[season:] = np.abs(v[season:] - v[:-season])  # lagged[t] = |v[t] - v[t - season]|
-    cumulative = np.concatenate([[0.0], np.cumsum(lagged)])  # cumulative[k] = sum(lagged[:k])
+    # A NaN (left padding of a short series) must not poison every later sum: its terms are left out.
+    counted = ~np.isnan(lagged)
+    counted[:season] = False
+    cumulative = np.concatenate([[0.0], np.cumsum(np.where(counted, lagged, 0.0))])  # sum(lagged[:k]) over counted
+    count = np.concatenate([[0], np.cumsum(counted)])
     first = a + season
-    return (cumulative[e] - cumulative[first]) / (e - first)
+    n = count[e] - count[first]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (cumulative[e] - cumulative[first]) / np.maximum(n, 1), np.nan)
 
 
 def pinball(actual: ArrayLike, pred: ArrayLike, *, quantile: float) -> float:

@@ -338,6 +338,35 @@ def alert_key(model_name: str, version: str, period_end: pd.Timestamp | None) ->
     return f"monitor-alert/{model_name}/v{version}/{end}"
 
 
+@dataclass(frozen=True)
+class RetrainDecision:
+    """Whether an alert should start a retrain, and the sentence that says why (the monitor flow records it)."""
+
+    start: bool
+    status: str
+    """'start', 'no-alert', 'off' or 'already-started'."""
+    message: str
+
+
+def retrain_decision(
+    report: MonitorReport, *, key: str, retrain_on_alert: bool, started_key: str = "", started_run: str = ""
+) -> RetrainDecision:
+    """The retrain policy, pure: retrain on an alert, when retraining on alert is on, once per alert ``key``
+    (``started_key``/``started_run``: what the version's tags say was already started). The flow only acts on it."""
+    if not report.alert:
+        return RetrainDecision(False, "no-alert", "No alert: no retrain.")
+    if not retrain_on_alert:
+        return RetrainDecision(
+            False, "off", "Retrain on alert is off (`retrain_on_alert` in configs/monitor/settings.yaml or the flow parameter)."
+        )
+    if started_key == key:
+        return RetrainDecision(
+            False, "already-started",
+            f"Retrain already started for this alert (flow run {started_run}, key {key}); not started again.",
+        )
+    return RetrainDecision(True, "start", f"Alert {key}: retrain.")
+
+
 def markdown(model_name: str, report: MonitorReport, *, notes: list[str] | tuple[str, ...] = ()) -> str:
     """The summary artifact: realised vs promised per version and window, drift per series, alerts, then ``notes``."""
     end = "-" if report.period_end is None else pd.Timestamp(report.period_end).strftime("%Y-%m-%d %H:%M UTC")

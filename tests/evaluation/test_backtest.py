@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from forecasting.evaluation.backtest import FORECASTERS, backtest
-from forecasting.config.backtest import BacktestConfig, check_model_fits, load_backtest_config, parse_model_ref
+from forecasting.config.backtest import BacktestConfig, parse_model_ref
+from forecasting.config.model import check_model_fits, load_backtest_config
 from forecasting.config.model import parse_config
 from forecasting.errors import ConfigError, ForecastingError
 from forecasting.evaluation.metrics import mase

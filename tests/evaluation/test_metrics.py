@@ -161,3 +161,13 @@ def test_series_step_mean_and_competition_mean_weigh_every_series_equally():
         series_step_mean(terms, [1, 2])
     with pytest.raises(ValueError, match="non-empty"):
         competition_mean(np.empty((0, 2)))
+
+
+def test_seasonal_naive_scale_leaves_padding_out_and_it_poisons_no_other_history():
+    from forecasting.evaluation.metrics import seasonal_naive_scale
+
+    padded = np.r_[np.nan, np.nan, 1.0, 3.0, 2.0, 6.0]  # a left-padded series: |3-1|, |2-3|, |6-2| -> 7/3
+    other = np.array([1.0, 2.0, 4.0, 7.0])  # the next series in the same array: 1, 2, 3 -> 2
+    values = np.r_[padded, other]
+    scale = seasonal_naive_scale(values, np.array([0, 6]), np.array([6, 10]), season=1)
+    np.testing.assert_allclose(scale, [7 / 3, 2.0])

@@ -223,3 +223,23 @@ def test_summary_markdown_shows_drift_reference_and_notes():
     assert "compared with" in text and "same season" not in text  # 300 days of training: whole window
     assert text.rstrip().endswith("Retrain started: flow run x")
     assert "Period ends 2024-09-23" in text
+
+
+def test_the_retrain_policy_is_once_per_alert_and_only_when_switched_on():
+    import pandas as pd
+
+    from forecasting.ops.monitor import MonitorReport, retrain_decision
+
+    empty = pd.DataFrame()
+
+    def report(alerts):
+        return MonitorReport(scored=empty, versions=empty, detail=empty, drift=empty, alerts=alerts)
+
+    key = "monitor-alert/m/v1/2024-01-01T00:00Z"
+    assert retrain_decision(report([]), key=key, retrain_on_alert=True).status == "no-alert"
+    alerting = report(["mase ratio 1.8 > 1.5"])
+    assert retrain_decision(alerting, key=key, retrain_on_alert=False).status == "off"
+    assert retrain_decision(alerting, key=key, retrain_on_alert=True).start
+    again = retrain_decision(alerting, key=key, retrain_on_alert=True, started_key=key, started_run="run-7")
+    assert (again.start, again.status) == (False, "already-started") and "run-7" in again.message
+    assert retrain_decision(alerting, key=key, retrain_on_alert=True, started_key="monitor-alert/m/v1/older").start

@@ -40,7 +40,8 @@ def backtest(
         raise typer.Exit(2)
     settings = setup_home(home)
     overrides = _overrides(origins, all_origins, stride, horizon, refit, window, train_size, include_in_sample)
-    from forecasting.config.backtest import check_mode, load_backtest_config, parse_model_ref
+    from forecasting.config.backtest import check_mode, parse_model_ref  # cheap: config only
+    from forecasting.config.model import load_backtest_config
 
     _, bt = run_or_exit(load_backtest_config, config, overrides)  # fail fast, before any server starts
     run_or_exit(check_mode, bt, train=train)
