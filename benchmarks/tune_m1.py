@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     base = {**shipped, "name": "m1-monthly-tuned", "split": {"val_fraction": 0.1, "test_fraction": 0.0},
             "training": {**shipped.get("training", {}), "patience": 3}}
     train, _ = holdout_split(ds.frame(), shipped["window"]["horizon"], ds.origins)
-    result = tune(create_study("m1-monthly-tuned", SearchSpace.model_validate(SPACE)), base, train, trials=args.trials,
-                  source=str(ds.config))
+    space = SearchSpace.model_validate(SPACE)
+    result = tune(create_study("m1-monthly-tuned", space), base, train, trials=args.trials, space=space, source=str(ds.config))
     best = result.best
     for r in result.records:
         value = "-" if r.value is None else f"{r.value:.4g}"

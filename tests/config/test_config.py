@@ -8,12 +8,15 @@ from forecasting.config.monitor import load_settings as load_monitor_settings
 from forecasting.errors import ConfigError
 from tests.conftest import REPO, tiny_config_dict
 
-# Forecaster configs; configs/ingest/*.yaml and configs/schedules.yaml have their own loaders and tests.
-CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name != "schedules.yaml")
+# Forecaster configs (and the tuned ones the accuracy benchmark trains); configs/ingest/*.yaml,
+# configs/tune/*.yaml and configs/schedules.yaml have their own loaders and tests.
+CONFIGS = sorted(
+    [p for p in (REPO / "configs").glob("*.yaml") if p.name != "schedules.yaml"] + list((REPO / "configs" / "tuned").glob("*.yaml"))
+)
 
 
 def test_there_are_configs_to_check():
-    assert {p.name for p in CONFIGS} >= {"weather.yaml", "stocks.yaml"}
+    assert {p.name for p in CONFIGS} >= {"weather.yaml", "stocks.yaml", "m1-monthly.yaml"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
