@@ -95,6 +95,9 @@ def central_intervals(levels: tuple[float, ...]) -> list[tuple[float, float, flo
 STATISTICAL_ORIGINS_PER_SERIES = 4
 """Held-out origins per series the statistical baselines are refitted at after training: the most recent
 ones, a horizon apart. Fitting ETS at every validation origin of an hourly series would take minutes."""
+STATISTICAL_FITS = 400
+"""About how many windows the comparison fits in all (each AutoETS fit takes ~0.1 s on monthly data): with
+many series, fewer origins per series, never fewer than one."""
 
 
 def statistical_comparison(
@@ -104,11 +107,12 @@ def statistical_comparison(
     forecasts: WindowForecasts,
     *,
     prefix: str,
-    per_series: int = STATISTICAL_ORIGINS_PER_SERIES,
+    per_series: int | None = None,
 ) -> dict[str, float]:
     """The model against the statistical baselines (``baseline.statistical``) on the same held-out windows.
 
-    Up to ``per_series`` most recent non-overlapping windows per series; each baseline is refitted per
+    Up to ``per_series`` most recent non-overlapping windows per series (default 4, fewer when there are
+    so many series that the fits would pass ``STATISTICAL_FITS``); each baseline is refitted per
     window on the series' history up to its origin. Returns ``{prefix}_stat_windows``, the model's MAE and
     RMSE on those windows (``{prefix}_stat_model_mae``) and each baseline's (``{prefix}_ets_mae``, ...).
     """
@@ -117,6 +121,9 @@ def statistical_comparison(
     if not models or not len(index):
         return {}
     spec = trained.spec
+    if per_series is None:
+        series = max(1, int(np.unique(index.series).size))
+        per_series = max(1, min(STATISTICAL_ORIGINS_PER_SERIES, STATISTICAL_FITS // series))
     pick = recent_windows(index, spacing=spec.horizon, per_series=per_series)  # positions into index
     season = config.baseline.season_length
     keep = config.baseline.statistical_history or default_history(season, spec.lookback)
@@ -137,17 +144,17 @@ def statistical_comparison(
 
 
 def recent_windows(index: WindowIndex, *, spacing: int, per_series: int) -> np.ndarray:
-    """Positions of each series' latest window and those ``spacing`` starts before it, up to ``per_series``."""
-    picked = []
-    for s in np.unique(index.series):
-        rows = np.flatnonzero(index.series == s)  # ordered by time within the series
-        starts = index.starts[rows]
-        chosen, last = [], None
-        for r, start in zip(rows[::-1], starts[::-1], strict=True):
-            if last is None or last - start >= spacing:
-                chosen.append(r)
-                last = start
-                if len(chosen) == per_series:
-                    break
-        picked.extend(sorted(chosen))
-    return np.asarray(picked, dtype=np.int64)
+    """Positions of each series' latest window and every ``spacing``-th one before it, up to ``per_series``.
+
+    ``index`` is ordered by series, then time (as ``build_index`` makes it); vectorised, so it costs
+    O(windows) however many series there are.
+    """
+    n = len(index)
+    if n == 0:
+        return np.empty(0, np.int64)
+    series = index.series
+    last = np.r_[series[1:] != series[:-1], True]  # (n,) True at each series' latest window
+    end = np.flatnonzero(last)  # (S,) position of each series' latest window
+    rank = end[np.searchsorted(end, np.arange(n))] - np.arange(n)  # (n,) 0 = latest, 1 = the one before ...
+    keep = (rank % spacing == 0) & (rank // spacing < per_series)
+    return np.flatnonzero(keep).astype(np.int64)

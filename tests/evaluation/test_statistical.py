@@ -40,3 +40,25 @@ def test_unknown_model_and_empty_history_are_clear_errors():
         statistical_forecasts([np.ones(10)], 2, season=1, models=["prophet"])
     with pytest.raises(ForecastingError, match="empty history"):
         statistical_forecasts([np.full(4, np.nan)], 2, season=1, models=["ets"])
+
+
+def test_the_validation_comparison_takes_the_latest_windows_a_horizon_apart():
+    from forecasting.evaluation.validation import recent_windows
+    from forecasting.prep.windows import WindowIndex
+
+    index = WindowIndex(starts=np.arange(10, dtype=np.int64), series=np.array([0] * 6 + [1] * 4, dtype=np.int64))
+    np.testing.assert_array_equal(recent_windows(index, spacing=2, per_series=2), [3, 5, 7, 9])
+    np.testing.assert_array_equal(recent_windows(index, spacing=3, per_series=4), [2, 5, 6, 9])
+    assert recent_windows(WindowIndex(starts=np.empty(0, np.int64), series=np.empty(0, np.int64)), spacing=2, per_series=1).size == 0
+
+
+@pytest.mark.slow
+def test_training_scores_ets_and_theta_beside_the_model_on_the_same_windows(tiny_fit):
+    _, _, result = tiny_fit  # baseline.statistical: [ets, theta]
+    m = result.forecaster.metrics
+    # three series, each with 29 validation windows (40 points, horizon 12): the latest and those 12 and 24 before it
+    assert m["val_stat_windows"] == 3 * 3
+    for name in ("ets", "theta"):
+        assert np.isfinite(m[f"val_{name}_mae"]) and np.isfinite(m[f"val_{name}_rmse"])
+    # a noisy sine with the right season: ETS is close to the noise level, far below the 4-epoch model
+    assert m["val_ets_mae"] < m["val_stat_model_mae"]
