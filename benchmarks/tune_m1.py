@@ -44,11 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     best = result.best
     for r in result.records:
         value = "-" if r.value is None else f"{r.value:.4g}"
-        print(f"trial {r.number:2d} {r.state:8s} val_mae {value:>10s} {r.overrides}")
+        print(f"trial {r.number:2d} {r.state:8s} val_mase {value:>10s} {r.overrides}")
     tuned = deep_merge(base, best.overrides)
     tuned["split"] = shipped["split"]
     header = (f"# Written by `python -m benchmarks.tune_m1 --trials {args.trials}`: the best of {len(result.records)} Optuna "
-              f"trials on M1 before its hold-out\n# (validation MAE {best.value:.4g}, trial {best.number}); "
+              f"trials on M1 before its hold-out\n# (validation MASE {best.value:.4g}, trial {best.number}); "
               "trained like the shipped configs/m1-monthly.yaml.\n")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(header + yaml.safe_dump(tuned, sort_keys=False))

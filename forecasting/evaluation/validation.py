@@ -12,6 +12,7 @@ import numpy as np
 
 from forecasting.evaluation import metrics
 from forecasting.evaluation.baselines import backfill, seasonal_naive
+from forecasting.evaluation.metrics import seasonal_naive_scale
 from forecasting.evaluation.statistical import default_history, statistical_forecasts
 from forecasting.inference import ModelInputs, predict_starts
 from forecasting.model.forecaster import TrainedForecaster
@@ -28,6 +29,7 @@ class WindowForecasts:
     predicted: np.ndarray  # (windows, horizon) the point forecast
     baseline: np.ndarray  # (windows, horizon)
     quantiles: dict[str, np.ndarray] = field(default_factory=dict)  # "q0.1" -> (windows, horizon)
+    scale: np.ndarray | None = None  # (windows,) MASE denominators: in-sample seasonal-naive MAE up to each origin
 
 
 
@@ -47,13 +49,40 @@ def window_forecasts(
     pred = predict_starts(trained, panel, index.starts, inputs=inputs)
     baseline = seasonal_naive(backfill(lookback), spec.horizon, season=season)
     quantiles = {k: v for k, v in pred.items() if k != "mean"}
-    return WindowForecasts(index.series, lookback, actual, pred["mean"], baseline, quantiles)
+    scale = _scales(panel, index, spec.lookback, season)
+    return WindowForecasts(index.series, lookback, actual, pred["mean"], baseline, quantiles, scale)
+
+
+def _scales(panel: SeriesPanel, index: WindowIndex, lookback: int, season: int) -> np.ndarray:
+    """``(windows,)`` MASE denominators from each series' history up to the origin; NaN where it is too short."""
+    out = np.full(len(index), np.nan)
+    first = panel.offsets[index.series]  # (windows,) first row of each window's series (padding included: NaN-safe)
+    end = index.starts + lookback  # (windows,) one past each origin
+    ok = end - first > season
+    if ok.any():
+        out[ok] = seasonal_naive_scale(panel.values[:, 0], first[ok], end[ok], season=season)
+    return out
+
+
+def _mase(wf: WindowForecasts, pred: np.ndarray) -> float:
+    """Mean over series of each series' mean scaled error (every series weighs the same); NaN without scales."""
+    if wf.scale is None:
+        return float("nan")
+    valid = np.isfinite(wf.scale) & (wf.scale > 0)
+    if not valid.any():
+        return float("nan")
+    per_window = np.nanmean(np.abs(wf.actual[valid] - pred[valid]), axis=1) / wf.scale[valid]  # (W,)
+    series = wf.series[valid]
+    sums = np.bincount(series, weights=per_window)
+    counts = np.bincount(series)
+    return float(np.mean(sums[counts > 0] / counts[counts > 0]))
 
 
 def score_windows(wf: WindowForecasts, *, prefix: str) -> dict[str, float]:
     """Accuracy of model and baseline over all windows and steps, in original units.
 
-    MAE and RMSE of both, the MAE skill against the baseline (> 0 beats it)
+    MAE and RMSE of both, MASE of both (each series' mean scaled error, then the mean over series, so
+    every series weighs the same), the MAE skill against the baseline (> 0 beats it)
     and, for quantile models, the mean pinball loss and the coverage of every
     central interval next to its nominal level: ``val_coverage_80`` is the
     share of actuals inside [q0.1, q0.9], ``val_coverage_80_nominal`` 0.8.
@@ -67,6 +96,9 @@ def score_windows(wf: WindowForecasts, *, prefix: str) -> dict[str, float]:
         f"{prefix}_baseline_rmse": metrics.rmse(wf.actual, wf.baseline),
         f"{prefix}_windows": float(wf.actual.shape[0]),
     }
+    mase, base_mase = _mase(wf, wf.predicted), _mase(wf, wf.baseline)
+    if np.isfinite(mase):
+        out[f"{prefix}_mase"], out[f"{prefix}_baseline_mase"] = mase, base_mase
     base = out[f"{prefix}_baseline_mae"]
     # Skill > 0 means the model beats the baseline; undefined when the baseline is perfect.
     out[f"{prefix}_mae_skill"] = 1.0 - out[f"{prefix}_mae"] / base if base > 0 else float("nan")

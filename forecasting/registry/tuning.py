@@ -1,7 +1,7 @@
 """MLflow records of a hyperparameter search: one parent run per study, one nested child run per trial.
 
 The parent (experiment ``tuning``, tags ``kind=tuning`` and ``model_name``) holds the search
-settings, then the best trial's parameters (``best.<param>``), the best value (``best_val_mae``),
+settings, then the best trial's parameters (``best.<param>``), the best value (``best_val_mase``),
 counts of completed, pruned and failed trials, the best config YAML, a CSV of every trial and
 Optuna's plots (``plots/*.png``). Each child (tag ``mlflow.parentRunId``, so the UI nests it)
 holds one trial's parameters, its validation metrics, the pruning curve (``pruning_val_loss`` by

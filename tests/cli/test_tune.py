@@ -162,8 +162,8 @@ def test_tune_logs_trials_under_one_parent_and_writes_a_trainable_best_config(tu
     best_number = int(parent.data.tags["best_trial"])
     best_child = children[best_number]
     complete = [c for c in children if c.data.tags["optuna.state"] == "complete"]
-    assert best_child.data.metrics["val_mae"] == min(c.data.metrics["val_mae"] for c in complete)
-    assert parent.data.metrics["best_val_mae"] == pytest.approx(best_child.data.metrics["val_mae"])
+    assert best_child.data.metrics["val_mase"] == min(c.data.metrics["val_mase"] for c in complete)
+    assert parent.data.metrics["best_val_mase"] == pytest.approx(best_child.data.metrics["val_mase"])
     tuned = {k: v for k, v in best_child.data.params.items() if k != "overrides"}
     assert tuned and {f"best.{k}": v for k, v in tuned.items()}.items() <= parent.data.params.items()
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
@@ -179,7 +179,7 @@ def test_tune_logs_trials_under_one_parent_and_writes_a_trainable_best_config(tu
     assert best.model.hidden_size == int(best_child.data.params["hidden_size"])
     again = fit(best.model_copy(update={"training": best.training.model_copy(update={"max_epochs": 1})}),
                 synthetic_frame(n_series=2, length=300))
-    assert math.isfinite(again.forecaster.metrics["val_mae"])
+    assert math.isfinite(again.forecaster.metrics["val_mase"])
 
     # --register trained and registered it through the train flow.
     version = client.get_registered_model("tune-tiny").latest_versions

@@ -24,7 +24,7 @@ def tune(
     register_best: Annotated[bool, typer.Option("--register", help="Train the best config and register it, as `forecast train` does.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Search lookback, layers, hidden size, dropout, learning rate, transform and anchor by validation MAE.
+    """Search lookback, layers, hidden size, dropout, learning rate, transform and anchor by validation MASE.
 
     Each trial is a nested MLflow run under one parent run (experiment 'tuning') that keeps the
     best parameters, the best value and Optuna's plots. Trials run on the configured task runner
@@ -84,18 +84,19 @@ def _print(summary: dict) -> None:
     from rich.table import Table
 
     from forecasting.cli.app import console
+    from forecasting.tune import OBJECTIVE  # already imported by the tuning that made ``summary``
 
     best = summary["best"]["number"]
     rows = summary["trials"]
-    params = sorted({k for r in rows for k in r} - {"trial", "state", "val_mae", "epochs", "seconds", "error"})
-    table = Table(title=f"Tuning {summary['name']}: {len(rows)} trials, validation MAE (lower is better)")
-    for col in ("trial", "state", "val MAE", *params, "epochs", "seconds"):
+    params = sorted({k for r in rows for k in r} - {"trial", "state", OBJECTIVE, "epochs", "seconds", "error"})
+    table = Table(title=f"Tuning {summary['name']}: {len(rows)} trials, validation MASE (lower is better)")
+    for col in ("trial", "state", "val MASE", *params, "epochs", "seconds"):
         table.add_column(SHORT.get(col, col.replace("_", " ")), justify="left" if col == "state" else "right", no_wrap=True)
     for r in rows:
         cells = [_cell(r.get(p)) for p in params]
         mark = "[bold green]" if r["trial"] == best else ""
         end = "[/]" if mark else ""
-        table.add_row(f"{mark}{r['trial']}{end}", r["state"], f"{mark}{_cell(r['val_mae'])}{end}", *cells,
+        table.add_row(f"{mark}{r['trial']}{end}", r["state"], f"{mark}{_cell(r[OBJECTIVE])}{end}", *cells,
                       _cell(r["epochs"]), _cell(r["seconds"]))
     console.print(table)
     for r in rows:
@@ -103,7 +104,7 @@ def _print(summary: dict) -> None:
             console.print(f"[yellow]trial {r['trial']} failed:[/] {r['error']}", highlight=False, soft_wrap=True)
     for note in summary["notes"]:
         console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)
-    console.print(f"best trial {best}: val MAE {summary['best']['value']:.4g} -> {summary['out']}", soft_wrap=True,
+    console.print(f"best trial {best}: val MASE {summary['best']['value']:.4g} -> {summary['out']}", soft_wrap=True,
                   highlight=False)
     console.print(f"MLflow parent run {summary['parent_run_id']} (experiment 'tuning', study {summary['study']})",
                   soft_wrap=True, highlight=False)
