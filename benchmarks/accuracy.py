@@ -88,11 +88,10 @@ class Row:
     note: str = ""
 
 
-def holdout_split(frame: pd.DataFrame, horizon: int, origins: int) -> tuple[pd.DataFrame, pd.Timestamp]:
+def holdout_split(frame: pd.DataFrame, horizon: int, origins: int) -> pd.DataFrame:
     """The rows before the first hold-out target of each series: what every method may learn from."""
-    keep = horizon * origins
     position = frame.groupby("series_id").cumcount(ascending=False)  # 0 = the series' last row
-    return frame[position >= keep].reset_index(drop=True), keep
+    return frame[position >= horizon * origins].reset_index(drop=True)
 
 
 def run_lstm(name: str, config, frame: pd.DataFrame, train: pd.DataFrame, origins: int, horizon: int):
@@ -154,7 +153,7 @@ def run_dataset(ds: Dataset, *, members: int, log: Callable[[str], None]) -> tup
     frame = ds.frame()
     base = load_config(ROOT / ds.config)
     horizon = base.window.horizon
-    train, _ = holdout_split(frame, horizon, ds.origins)
+    train = holdout_split(frame, horizon, ds.origins)
     quiet = {"baseline": base.baseline.model_copy(update={"statistical": []})}  # the stat rows are computed once below
     rows: list[Row] = []
     extra: dict = {"train_rows": len(train), "rows": len(frame), "series": int(frame["series_id"].nunique())}

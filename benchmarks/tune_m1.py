@@ -29,7 +29,8 @@ SPACE = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    from forecasting.tune import SearchSpace, create_study, deep_merge, tune
+    from forecasting.config.model import deep_merge
+    from forecasting.tune import SearchSpace, create_study, tune
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12)
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     shipped = yaml.safe_load((ROOT / ds.config).read_text())
     base = {**shipped, "name": "m1-monthly-tuned", "split": {"val_fraction": 0.1, "test_fraction": 0.0},
             "training": {**shipped.get("training", {}), "patience": 3}}
-    train, _ = holdout_split(ds.frame(), shipped["window"]["horizon"], ds.origins)
+    train = holdout_split(ds.frame(), shipped["window"]["horizon"], ds.origins)
     space = SearchSpace.model_validate(SPACE)
     result = tune(create_study("m1-monthly-tuned", space), base, train, trials=args.trials, space=space, source=str(ds.config))
     best = result.best

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forecasting.config.model import ForecasterConfig, parse_config, read_yaml
+from forecasting.config.model import ForecasterConfig, backtest_settings, deep_merge, parse_config, read_yaml
 from forecasting.errors import ConfigError, ForecastingError
 
 if TYPE_CHECKING:
@@ -42,11 +42,7 @@ def load_config(path: str | Path, **overrides: Any) -> ForecasterConfig:
     section and keeps the rest, and the result is validated like the YAML itself, so a typo in an
     override is the same one error listing every problem that ``forecast train`` would give.
     """
-    raw = read_yaml(path)
-    for section, value in overrides.items():
-        current = raw.get(section)
-        raw[section] = {**current, **value} if isinstance(current, Mapping) and isinstance(value, Mapping) else value
-    return parse_config(raw, source=str(path))
+    return parse_config(deep_merge(read_yaml(path), overrides), source=str(path))
 
 
 def fit(config: ConfigLike, df: pd.DataFrame, *, checkpoint_dir: str | Path | None = None, progress: bool = False) -> FitResult:
@@ -115,7 +111,6 @@ def backtest(
     ``refit="always"``...): they win over the config's ``backtest:`` section, which wins over the defaults.
     ``report_dir`` also writes the report ``forecast backtest`` writes.
     """
-    from forecasting.config.backtest import parse_backtest
     from forecasting.evaluation.backtest import backtest as run
     from forecasting.evaluation.report import score_backtest, write_report
 
@@ -130,8 +125,7 @@ def backtest(
         ref = model.ref if isinstance(model, Forecaster) else None
         # The library reads "no version" as "trained per fold"; name the in-memory model instead.
         version = ref.version if ref is not None else "unregistered"
-    section = fitted_config.backtest.model_dump(exclude_unset=True) if fitted_config.backtest else {}
-    bt = parse_backtest({**section, **settings}, source="backtest settings")
+    bt = backtest_settings(fitted_config, settings)
     result = run(df, bt, trained=trained, config=config, model_version=version)
     scores = score_backtest(result)
     files = write_report(result, report_dir, scores) if report_dir is not None else None

@@ -11,7 +11,7 @@ from torch import nn
 
 from forecasting.prep import transforms
 from forecasting.errors import ForecastingError
-from forecasting.evaluation.statistical import default_history, statistical_forecasts
+from forecasting.evaluation.statistical import forecast_at_origins
 from forecasting.prep.features import future_block, model_values
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.hardware import inference_autocast
@@ -187,11 +187,11 @@ def _predict_ensemble(
     point = combine(np.stack([o["mean"] for o in outs]), axis=0)  # (windows, horizon)
     if ensemble is not None and ensemble.statistical and len(starts):
         series = np.searchsorted(panel.offsets, starts, side="right") - 1
-        origin = starts + lookback - 1  # (windows,) row of each origin
-        history = [panel.values[panel.offsets[s] : o + 1, 0] for s, o in zip(series, origin, strict=True)]
-        season = trained.config.baseline.season_length
-        keep = trained.config.baseline.statistical_history or default_history(season, lookback)
-        stat = statistical_forecasts(history, horizon, season=season, models=ensemble.statistical, max_history=keep)
+        stat, _ = forecast_at_origins(
+            panel.values[:, 0], panel.offsets[series], starts + lookback - 1, horizon,
+            season=trained.config.baseline.season_length, lookback=lookback, models=ensemble.statistical,
+            max_history=trained.config.baseline.statistical_history,
+        )
         point = np.mean(np.stack([point, *stat.forecasts.values()]), axis=0)
     out = {"mean": point}
     levels = set.intersection(*(set(o) for o in outs)) - {"mean"}

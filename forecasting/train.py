@@ -294,7 +294,10 @@ def _fit_ensemble(
     """
     started = time.perf_counter()
     ckpt = None if checkpoint_dir is None else str(checkpoint_dir)
-    jobs = [MemberJob(i, c, frame, ckpt) for i, c in enumerate(config.member_configs())]
+    # Members skip the statistical comparison: the ensemble's own validation runs it once, on its combination.
+    quiet = config.baseline.model_copy(update={"statistical": []})
+    member_configs = [c.model_copy(update={"baseline": quiet}) for c in config.member_configs()]
+    jobs = [MemberJob(i, c, frame, ckpt) for i, c in enumerate(member_configs)]
     results = (map_members or fit_members_in_turn)(jobs)
     if len(results) != len(jobs):
         raise AssertionError(f"map_members returned {len(results)} members for {len(jobs)} jobs")

@@ -24,7 +24,6 @@ of trials is trained: in turn here, on a task runner in ``pipelines.tune``) and 
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import traceback
@@ -41,7 +40,7 @@ import pytorch_lightning as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from forecasting.config.model import ForecasterConfig, config_error, parse_config, read_yaml, validation_problems
+from forecasting.config.model import ForecasterConfig, config_error, deep_merge, parse_config, read_yaml, validation_problems
 from forecasting.errors import ConfigError, ForecastingError
 from forecasting.train import fit
 
@@ -144,17 +143,6 @@ def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
     section, key = dotted.split(".")
     raw.setdefault(section, {})
     raw[section][key] = value
-
-
-def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in section by section (neither is changed)."""
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def suggest_overrides(

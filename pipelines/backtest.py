@@ -33,7 +33,7 @@ from forecasting.evaluation.report import (
     verdict,
     write_report,
 )
-from forecasting.settings import Settings, with_hardware
+from forecasting.settings import with_hardware
 from pipelines._common import artifact_key, fanout_task_runner, fanout_threads, io_task_options, name_run, resolve_settings, stamp
 
 

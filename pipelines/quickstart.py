@@ -7,7 +7,6 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from forecasting.registry import models as registry
 from pipelines.ingest import ingest_flow
 from pipelines.predict import predict_flow
 from pipelines.train import train_flow
@@ -34,7 +33,7 @@ def quickstart_flow(config_paths: list[str], home: str | None = None) -> dict:
     for path in config_paths:
         summary = train_flow(path, home=home)
         trained.append(summary)
-        if registry.champion_or_none(summary["name"]) is None:
+        if not summary["has_champion"]:
             predicted.append({"name": summary["name"], "skipped": f"no champion: {summary['reason']}"})
             continue
         predicted.append(predict_flow(summary["name"], home=home))

@@ -93,12 +93,13 @@ def train_flow(config_path: str, home: str | None = None) -> dict:
     ref = register_model(result, frame, str(settings.home / "plots"), str(settings.artifacts_dir))
     decision = decide_promotion(ref, config, frame, str(settings.home))
     metrics = result.forecaster.metrics
+    has_champion = decision.promote or registry.champion_or_none(ref.name) is not None
     summary = {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "metrics": metrics,
                "season_length": config.baseline.season_length,
-               "promoted": decision.promote, "reason": decision.reason}
+               "promoted": decision.promote, "reason": decision.reason, "has_champion": has_champion}
     lines = [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())]
     verdict = "promoted to champion" if decision.promote else "not promoted"
-    if not decision.promote and registry.champion_or_none(ref.name) is None:
+    if not has_champion:
         verdict += f" ({ref.name} has no champion: predict fails until a version passes or is promoted by hand)"
     create_markdown_artifact(
         f"## {ref.name} v{ref.version}: {verdict}\n\n{decision.reason}\n\n"

@@ -7,6 +7,7 @@ theirs) and raises one ``ConfigError`` that lists them all with field paths.
 
 from __future__ import annotations
 
+import copy
 import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from forecasting.config.backtest import SECTION, BacktestConfig, backtest_problems
+from forecasting.config.backtest import SECTION, BacktestConfig, backtest_problems, parse_backtest
 from forecasting.data.calendar import offset_for
 from forecasting.errors import ConfigError
 
@@ -482,6 +483,17 @@ def read_yaml(path: str | Path, *, what: str = "config") -> dict[str, Any]:
     return raw
 
 
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in section by section (neither is changed)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> ForecasterConfig:
     """Validate a mapping; raise one ConfigError listing every problem."""
     if not isinstance(raw, dict):
@@ -534,3 +546,10 @@ def check_model_fits(config: ForecasterConfig, model: ForecasterConfig) -> None:
             f"model '{model.name}' was trained on dataset '{model.data.dataset}', "
             f"but the backtest config names dataset '{config.data.dataset}'"
         )
+
+
+def backtest_settings(config: ForecasterConfig, overrides: dict[str, Any] | None = None) -> BacktestConfig:
+    """The config's ``backtest:`` section with ``overrides`` (CLI options, keyword arguments) winning; one
+    ConfigError listing every problem."""
+    section = config.backtest.model_dump(exclude_unset=True) if config.backtest else {}
+    return parse_backtest({**section, **(overrides or {})}, source=f"'{config.name}' (backtest settings)")

@@ -33,7 +33,7 @@ import pandas as pd
 from forecasting.config.backtest import BacktestConfig
 from forecasting.evaluation.origins import holdout_start, min_train_points, no_origins_message, plan_origins
 from forecasting.evaluation.baselines import BASELINES, backfill, baseline_forecast
-from forecasting.evaluation.statistical import default_history, statistical_forecasts
+from forecasting.evaluation.statistical import forecast_at_origins
 from forecasting.config.model import ForecasterConfig
 from forecasting.data.calendar import offset_for
 from forecasting.errors import ForecastingError
@@ -215,8 +215,7 @@ def _evaluate_trained(
     predict_seconds = time.perf_counter() - t0
     fold = Fold(0, cutoff, int(series.size), trained)
     result = _assemble(
-        panel, series, pos, out, horizon, config, settings, version, [fold], np.zeros(series.size, np.int64), in_sample, notes,
-        first_observed=pad[series],
+        panel, series, pos, out, horizon, config, settings, version, [fold], np.zeros(series.size, np.int64), in_sample, notes
     )
     result.timings = {"predict": predict_seconds, "total": time.perf_counter() - started}
     return result
@@ -280,6 +279,8 @@ def _refit(
             update={
                 "split": config.split.model_copy(update={"test_fraction": 0.0}),
                 "data": config.data.model_copy(update={"series": ids}),
+                # the backtest fits the statistical baselines at its own origins; a fold's validation needs none
+                "baseline": config.baseline.model_copy(update={"statistical": []}),
             }
         )
         log(f"fold {k + 1}/{n_folds}: training on {int(mask.sum())} rows up to {pd.Timestamp(cutoff, tz='UTC')}")
@@ -327,12 +328,11 @@ def _assemble(
     fold: np.ndarray,
     in_sample: np.ndarray,
     notes: list[str],
-    first_observed: np.ndarray | None = None,
 ) -> BacktestResult:
     """Actuals, baselines and MASE scales for the planned windows, gathered in a few array operations.
 
-    ``first_observed`` (``(N,)``, local rows of left padding before each window's series) keeps padding out
-    of the baselines (padded lookback steps take the first observed value) and of the MASE scale."""
+    Left padding (NaN) stays out of the baselines (padded lookback steps take the first observed value),
+    of the statistical fits and of the MASE scale, which skips NaN terms."""
     lookback, season = config.window.lookback, config.baseline.season_length
     origin_row = panel.offsets[series] + pos  # (N,) global row of each origin
     target_rows = origin_row[:, None] + 1 + np.arange(horizon)  # (N, H)
@@ -343,21 +343,20 @@ def _assemble(
     statistical = config.baseline.statistical
     if statistical:
         # Refitted per origin on the series' history up to it: what a statistical forecaster would have said then.
-        keep = config.baseline.statistical_history or default_history(season, lookback)
-        first = panel.offsets[series]  # (N,) first row of each window's series
-        histories = [panel.values[max(a, o + 1 - keep) : o + 1, 0] for a, o in zip(first, origin_row, strict=True)]
-        fitted = statistical_forecasts(histories, horizon, season=season, models=statistical, max_history=keep)
+        fitted, keep = forecast_at_origins(
+            panel.values[:, 0], panel.offsets[series], origin_row, horizon, season=season, lookback=lookback,
+            models=statistical, max_history=config.baseline.statistical_history,
+        )
         forecasts |= fitted.forecasts
         for name, failed in fitted.fallbacks.items():
             if failed:
-                notes.append(f"{name}: the fit failed on {failed} of {len(histories)} windows; seasonal naive stood in there")
+                notes.append(f"{name}: the fit failed on {failed} of {series.size} windows; seasonal naive stood in there")
         notes.append(
             "statistical baselines (" + ", ".join(statistical) + f") refitted per origin on the last {keep} points: "
             + ", ".join(f"{k} {v:.1f} s" for k, v in fitted.seconds.items())
         )
     quantiles = {float(k[1:]): v[:, :horizon] for k, v in out.items() if k.startswith("q") and _is_number(k[1:])}
-    observed_from = panel.offsets[series] + (0 if first_observed is None else first_observed)
-    scale = seasonal_naive_scale(panel.values[:, 0], observed_from, origin_row + 1, season=season)
+    scale = seasonal_naive_scale(panel.values[:, 0], panel.offsets[series], origin_row + 1, season=season)
     return BacktestResult(
         model_name=config.name,
         model_version=version,

@@ -21,11 +21,7 @@ def plot_forecasts(
     max_series: int = 4,
 ) -> Path:
     """Last held-out window of up to ``max_series`` series: history, actuals, model and baseline."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     chosen = list(dict.fromkeys(wf.series.tolist()))[:max_series]
     fig, axes = plt.subplots(len(chosen), 1, figsize=(9, 2.6 * len(chosen)), squeeze=False)
     for ax, s in zip(axes[:, 0], chosen, strict=True):
@@ -42,12 +38,7 @@ def plot_forecasts(
         ax.set_xlabel("steps from origin")
     axes[0, 0].legend(loc="upper left", fontsize=8, ncols=4)
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=90)
 
 
 def plot_error_by_step(
@@ -137,11 +128,11 @@ def _pyplot():  # noqa: ANN202 - matplotlib.pyplot
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+def _save(fig, path: str | Path, *, dpi: int = 80) -> Path:  # noqa: ANN001 - a matplotlib Figure
     plt = _pyplot()
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

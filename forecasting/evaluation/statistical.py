@@ -38,6 +38,29 @@ def default_history(season: int, lookback: int) -> int:
     return max(10 * season, 5 * lookback, 50)
 
 
+def forecast_at_origins(
+    values: np.ndarray,
+    first_rows: np.ndarray,
+    origin_rows: np.ndarray,
+    horizon: int,
+    *,
+    season: int,
+    lookback: int,
+    models: Sequence[str],
+    max_history: int | None,
+) -> tuple[StatisticalForecasts, int]:
+    """``statistical_forecasts`` refitted at every origin on its series' history up to it.
+
+    ``values`` is one panel's target column; window ``i``'s series starts at row ``first_rows[i]`` and its
+    origin is row ``origin_rows[i]``. Each fit reads the last ``max_history`` points (default
+    ``default_history``). Returns the forecasts and the history length used. The one rule that backtests,
+    the validation comparison and the comb ensemble share.
+    """
+    keep = max_history or default_history(season, lookback)
+    histories = [values[max(a, o + 1 - keep) : o + 1] for a, o in zip(first_rows, origin_rows, strict=True)]
+    return statistical_forecasts(histories, horizon, season=season, models=models, max_history=keep), keep
+
+
 def statistical_forecasts(
     histories: Sequence[np.ndarray],
     horizon: int,

@@ -13,7 +13,7 @@ import numpy as np
 from forecasting.evaluation import metrics
 from forecasting.evaluation.baselines import backfill, seasonal_naive
 from forecasting.evaluation.metrics import seasonal_naive_scale
-from forecasting.evaluation.statistical import default_history, statistical_forecasts
+from forecasting.evaluation.statistical import forecast_at_origins
 from forecasting.inference import ModelInputs, predict_starts
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.prep.windows import SeriesPanel, WindowIndex
@@ -158,11 +158,11 @@ def statistical_comparison(
         per_series = max(1, min(STATISTICAL_ORIGINS_PER_SERIES, STATISTICAL_FITS // series))
     pick = recent_windows(index, spacing=spec.horizon, per_series=per_series)  # positions into index
     season = config.baseline.season_length
-    keep = config.baseline.statistical_history or default_history(season, spec.lookback)
     origin = index.starts[pick] + spec.lookback - 1  # (W,) global row of each origin
-    first = panel.offsets[index.series[pick]]
-    histories = [panel.values[max(a, o + 1 - keep) : o + 1, 0] for a, o in zip(first, origin, strict=True)]
-    fitted = statistical_forecasts(histories, spec.horizon, season=season, models=models, max_history=keep)
+    fitted, _ = forecast_at_origins(
+        panel.values[:, 0], panel.offsets[index.series[pick]], origin, spec.horizon, season=season,
+        lookback=spec.lookback, models=models, max_history=config.baseline.statistical_history,
+    )
     actual = forecasts.actual[pick]
     out = {
         f"{prefix}_stat_windows": float(len(pick)),

@@ -23,7 +23,7 @@ def test_every_method_is_scored_on_the_same_holdout_and_the_page_states_the_goal
     frame = synthetic_frame(n_series=2, length=300)
     ds = accuracy.Dataset("m1", "tiny", lambda: frame, "configs/tiny.yaml", None, 2)
 
-    train, _ = accuracy.holdout_split(frame, 12, 2)
+    train = accuracy.holdout_split(frame, 12, 2)
     assert len(train) == len(frame) - 2 * 2 * 12  # two origins a horizon apart, per series
 
     rows, extra = accuracy.run_dataset(ds, members=2, log=lambda _: None)
