@@ -49,11 +49,11 @@ def tune(
     )
     _print(summary)
     if register_best:
-        from forecasting.cli.app import _print_training
+        from forecasting.cli.commands.run import print_training
         from pipelines.train import train_flow
 
         trained = run_or_exit(train_flow, summary["out"], home=str(settings.home))
-        _print_training([trained])
+        print_training([trained])
 
 
 def _check_budget(trials: str, timeout: str | None, err_console) -> tuple[int, float | None]:  # noqa: ANN001 - a rich Console
