@@ -19,10 +19,12 @@ from prefect.cache_policies import NO_CACHE
 
 from forecasting.registry import models as registry
 from forecasting.evaluation.backtest import BacktestResult, FoldJob, backtest, fit_fold
-from forecasting.config.backtest import BacktestConfig, check_mode, parse_model_ref
-from forecasting.config.model import ForecasterConfig, check_model_fits, load_backtest_config
+from forecasting.config.backtest import BacktestConfig, check_mode, parse_backtest, parse_model_ref
+from forecasting.config.model import ForecasterConfig, backtest_settings, check_model_fits, load_backtest_config
 from forecasting.data.store import ObservationStore
+from forecasting.errors import ConfigError
 from forecasting.model.forecaster import TrainedForecaster
+from forecasting.evaluation.dataset_fit import check_dataset_fits, profile_dataset
 from forecasting.evaluation.report import (
     ReportFiles,
     Scores,
@@ -49,7 +51,16 @@ def load_model(name: str, alias: str) -> tuple[TrainedForecaster, registry.Model
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
-def read_dataset(store_root: str, config: ForecasterConfig) -> pd.DataFrame:
+def check_fits(store_root: str, config: ForecasterConfig, dataset: str) -> None:
+    """Refuse a dataset the model cannot read from the store's file footers, before any row loads."""
+    check_dataset_fits(config, profile_dataset(ObservationStore(store_root), dataset))
+
+
+@task(cache_policy=NO_CACHE, **io_task_options())
+def read_dataset(store_root: str, config: ForecasterConfig, dataset: str | None = None) -> pd.DataFrame:
+    """The model's dataset (its configured series), or every series of another ``dataset``."""
+    if dataset is not None and dataset != config.data.dataset:
+        return ObservationStore(store_root).read(dataset)
     return ObservationStore(store_root).read(config.data.dataset, config.data.series)
 
 
@@ -61,10 +72,12 @@ def run_backtest(
     config: ForecasterConfig | None,
     version: str | None,
     checkpoints: str,
+    dataset: str | None = None,
 ) -> BacktestResult:
     logger = get_run_logger()
     return backtest(
-        frame, settings, trained=trained, config=config, model_version=version, checkpoint_dir=checkpoints, log=logger.info
+        frame, settings, trained=trained, config=config, model_version=version, checkpoint_dir=checkpoints, log=logger.info,
+        dataset=dataset,
     )
 
 
@@ -87,11 +100,15 @@ def report(result: BacktestResult, out_dir: str) -> tuple[Scores, ReportFiles]:
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
-def log_run(result: BacktestResult, scores: Scores, files: ReportFiles, artifacts_dir: str, model_run_id: str | None) -> str:
+def log_run(
+    result: BacktestResult, scores: Scores, files: ReportFiles, artifacts_dir: str, model_run_id: str | None, dataset: str | None = None
+) -> str:
     curves = {f"{name}_mae_by_step": group["mae"].tolist() for name, group in scores.by_step.groupby("forecaster", sort=False)}
     tags = {f"beats_{name}": str(beats).lower() for name, beats in scores.beats.items()}
     if model_run_id:
         tags["model_run_id"] = model_run_id
+    if dataset:
+        tags["dataset"] = dataset  # the data judged on; differs from the model's own when --dataset names another
     return registry.log_backtest(
         model_name=result.model_name,
         model_version=result.model_version,
@@ -105,40 +122,74 @@ def log_run(result: BacktestResult, scores: Scores, files: ReportFiles, artifact
     )
 
 
-@flow(name="backtest", flow_run_name="backtest-{config_path}", task_runner=fanout_task_runner())
+def _first_run_name() -> str:
+    """``backtest-<config path>``, or ``backtest-<model>`` for a model judged without a config file."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    return f"backtest-{params.get('config_path') or params.get('model')}"
+
+
+@flow(name="backtest", flow_run_name=_first_run_name, task_runner=fanout_task_runner())
 def backtest_flow(
-    config_path: str,
+    config_path: str | None = None,
     model: str | None = None,
     train: bool = False,
     overrides: dict | None = None,
     out_dir: str | None = None,
     home: str | None = None,
+    dataset: str | None = None,
 ) -> dict:
-    """Backtest ``model`` (NAME[@ALIAS], default the config's champion) as it is, or train per fold (``train``)."""
+    """Backtest ``model`` (NAME[@ALIAS], default the config's champion) as it is, or train per fold (``train``).
+
+    ``dataset``: judge the model on another dataset of the same frequency (every series of it); the
+    model's frequency and columns are checked against the store's file footers before any row loads.
+    Without ``config_path`` the settings are the model's own ``backtest:`` section and ``overrides``.
+    """
     settings = resolve_settings(home)
-    config, bt = load_settings(config_path, overrides)
+    if config_path is None:
+        if train or model is None:
+            raise ConfigError("a backtest without a config file needs --model NAME[@ALIAS] (and cannot --train)")
+        config, bt = None, parse_backtest(overrides or {}, source="backtest options")
+    else:
+        config, bt = load_settings(config_path, overrides)
     check_mode(bt, train=train)
     trained, ref = None, None
     if train:
+        assert config is not None
+        if dataset is not None:
+            config = config.model_copy(update={"data": config.data.model_copy(update={"dataset": dataset, "series": None})})
         config = with_hardware(config, settings)  # each fold trains on this machine's accelerator
         settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     else:
+        assert model is not None or config is not None
         trained, ref = load_model(*parse_model_ref(model or config.name))
-        check_model_fits(config, trained.config)
-    frame = read_dataset(str(settings.store_dir), trained.config if trained else config)
+        if config is None:
+            bt = backtest_settings(trained.config, overrides)  # the model's own backtest section, options winning
+        elif dataset is None:
+            check_model_fits(config, trained.config)
+        dataset = dataset or (config.data.dataset if config is not None else None)
+        if dataset is not None and dataset != trained.config.data.dataset:  # its own data fits: it trained on it
+            check_fits(str(settings.store_dir), trained.config, dataset)
+    frame = read_dataset(str(settings.store_dir), trained.config if trained else config, dataset)
     what = f"v{ref.version}" if ref else f"refit-{bt.refit}"
     if len(frame):
-        name_run(f"backtest-{(trained.config if trained else config).name} {what}@{stamp(frame['timestamp'].max())}")
+        on = f" on {dataset}" if dataset and trained and dataset != trained.config.data.dataset else ""
+        name_run(f"backtest-{(trained.config if trained else config).name} {what}{on}@{stamp(frame['timestamp'].max())}")
     if train:
         # Planning and assembly are cheap and run here; each fold's training is a task of its own.
         result = backtest(frame, bt, config=fanout_threads(config, settings), checkpoint_dir=str(settings.checkpoints_dir),
                           log=get_run_logger().info, map_folds=fan_out_folds)
     else:
-        result = run_backtest(frame, bt, trained, None, ref.version, str(settings.checkpoints_dir))
+        result = run_backtest(frame, bt, trained, None, ref.version, str(settings.checkpoints_dir), dataset)
+    if dataset and trained and dataset != trained.config.data.dataset:
+        what = f"{what}-on-{dataset}"  # a judgement on other data gets its own report folder
     out = out_dir or str(settings.home / "backtests" / result.model_name / what)
     scores, files = report(result, out)
-    run_id = log_run(result, scores, files, str(settings.artifacts_dir), ref.run_id if ref else None)
+    judged = dataset or (config or trained.config).data.dataset
+    run_id = log_run(result, scores, files, str(settings.artifacts_dir), ref.run_id if ref else None, judged)
     summary = _summary(result, scores, files, run_id)
+    summary["dataset"] = judged
     _publish(result, scores, summary)
     get_run_logger().info("backtest of %s: %s; report in %s", result.label, summary["verdict"], files.directory)
     return summary

@@ -14,11 +14,18 @@ train deployment) imports no flow. Two ways to run them:
 
 Entrypoints are module paths (``pipelines.predict.predict_flow``), so a served
 process or a worker finds the flows wherever the package is installed.
+
+The deployments of one served model form a pipeline: an ingest writes the dataset that the model's
+train config reads, train promotes a champion, predict forecasts with it from the newest rows, monitor
+scores those forecasts. :func:`model_pipelines` follows those links through the configs the
+deployments name and lists every broken one (a model trained on a dataset no ingest writes forecasts
+from frozen history); ``forecast serve`` prints both.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -164,6 +171,121 @@ def _check_parameters(config: ScheduleConfig, flows: dict[str, Any], path: str |
             problems.append(f"deployment {name!r}: parameters {sorted(spec.parameters)} do not fit flow {spec.flow!r}: {exc}")
     if problems:
         raise ConfigError(f"{Path(path).resolve()}: " + "; ".join(problems))
+
+
+@dataclass
+class ModelPipeline:
+    """The deployments that feed, train, use and watch one registered model, in pipeline order."""
+
+    model: str
+    dataset: str
+    freq: str
+    ingest: list[str] = field(default_factory=list)
+    train: list[str] = field(default_factory=list)
+    predict: list[str] = field(default_factory=list)
+    monitor: list[str] = field(default_factory=list)
+    backtest: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        def names(kind: str, items: list[str]) -> str:
+            return ",".join(items) if items else f"(no {kind})"
+
+        return (
+            f"{self.model}: {names('ingest', self.ingest)} -> {self.dataset} ({self.freq}) -> {names('train', self.train)} "
+            f"-> {names('predict', self.predict)} -> {names('monitor', self.monitor)}"
+            + (f"; backtest {','.join(self.backtest)}" if self.backtest else "")
+        )
+
+
+@dataclass(frozen=True)
+class _Ingest:
+    deployment: str
+    dataset: str
+    freq: str
+    columns: frozenset[str] | None  # covariate columns it writes; None when the config cannot tell (files, bundled)
+
+
+def model_pipelines(config: ScheduleConfig) -> tuple[list[ModelPipeline], list[str]]:
+    """Each model some train deployment trains, with its ingest, predict, monitor and backtest deployments,
+    and one line per broken link: a dataset nothing ingests, another frequency, a covariate the ingest does
+    not write, a predict or monitor of a model nothing trains, a trained model nothing predicts with.
+
+    Reads the ingest and model configs the deployments name (no flow, no data).
+    """
+    from forecasting.config.ingest import load_ingest_config
+    from forecasting.config.model import load_config
+
+    problems: list[str] = []
+    ingests: list[_Ingest] = []
+    trains: list[tuple[str, Any]] = []  # (deployment, model config)
+    pipelines: dict[str, ModelPipeline] = {}
+    users: list[tuple[str, str, str]] = []  # (deployment, flow, model name)
+    for name, spec in config.deployments.items():
+        try:
+            if spec.flow == "ingest-source" and "config" in spec.parameters:
+                ingest = load_ingest_config(spec.parameters["config"])
+                ingests.append(_Ingest(name, ingest.dataset, ingest.freq, _written_columns(ingest)))
+            elif spec.flow in ("train", "backtest") and "config_path" in spec.parameters:
+                model = load_config(spec.parameters["config_path"])
+                entry = pipelines.setdefault(model.name, ModelPipeline(model.name, model.data.dataset, model.data.freq))
+                if (entry.dataset, entry.freq) != (model.data.dataset, model.data.freq):
+                    problems.append(f"deployment '{name}': model '{model.name}' reads dataset '{model.data.dataset}' "
+                                    f"({model.data.freq}), another deployment's config says '{entry.dataset}' ({entry.freq})")
+                if spec.flow == "train":
+                    entry.train.append(name)
+                    trains.append((name, model))
+                elif spec.parameters.get("model") in (None, model.name):
+                    entry.backtest.append(name)
+            elif spec.flow in ("predict", "monitor") and "model_name" in spec.parameters:
+                users.append((name, spec.flow, spec.parameters["model_name"]))
+        except ConfigError as exc:
+            problems.append(f"deployment '{name}': {str(exc).splitlines()[0]}")
+    for name, model in trains:  # after the loop: the order of the file does not matter
+        problems += _feed_problems(name, model, [i for i in ingests if i.dataset == model.data.dataset], ingests)
+    for entry in pipelines.values():
+        entry.ingest = [i.deployment for i in ingests if i.dataset == entry.dataset]
+    for name, flow, model_name in users:
+        entry = pipelines.get(model_name)
+        if entry is None:
+            problems.append(f"deployment '{name}' ({flow}) uses model '{model_name}', which no train deployment trains")
+        else:
+            getattr(entry, flow).append(name)
+    for entry in pipelines.values():
+        if entry.train and not entry.predict:
+            problems.append(f"model '{entry.model}' is trained by {', '.join(entry.train)} but no predict deployment forecasts with it")
+        if entry.monitor and not entry.predict:
+            problems.append(f"model '{entry.model}' is monitored by {', '.join(entry.monitor)} but nothing logs its forecasts")
+    return list(pipelines.values()), problems
+
+
+def _feed_problems(name: str, model: Any, feeds: list[_Ingest], ingests: list[_Ingest]) -> list[str]:
+    """What is wrong with the ingests that feed one train deployment's model (nothing: an empty list)."""
+    data = model.data
+    if not feeds:
+        written = ", ".join(sorted({i.dataset for i in ingests})) or "none"
+        return [f"deployment '{name}' trains model '{model.name}' on dataset '{data.dataset}', which no ingest deployment "
+                f"writes, so its forecasts would start from frozen history (ingested datasets: {written})"]
+    problems = []
+    for feed in feeds:
+        if feed.freq != data.freq:
+            problems.append(f"deployment '{name}': model '{model.name}' forecasts on '{data.freq}' but '{feed.deployment}' "
+                            f"writes dataset '{data.dataset}' on '{feed.freq}'")
+        missing = [c for c in (*data.covariates, *data.future_covariates) if feed.columns is not None and c not in feed.columns]
+        if missing:
+            problems.append(f"deployment '{name}': model '{model.name}' reads column(s) {missing} that '{feed.deployment}' "
+                            f"does not write (it writes {sorted(feed.columns or ())})")
+    return problems
+
+
+def _written_columns(ingest: Any) -> frozenset[str] | None:
+    source = getattr(ingest, "source", None)
+    if source == "open_meteo":
+        return frozenset(v for v in ingest.variables if v != ingest.target)
+    if source == "stooq":
+        from forecasting.data.sources.stooq import COVARIATES
+
+        return frozenset(COVARIATES)
+    return None
 
 
 def deploy_to_work_pool(path: str | Path, work_pool: str) -> list[str]:

@@ -35,6 +35,7 @@ from prefect.runtime import flow_run as current_run
 
 from forecasting.config.model import read_yaml
 from forecasting.config.monitor import MonitorSettings, load_settings
+from forecasting.data.calendar import offset_for
 from forecasting.data.store import ObservationStore, write_parquet_atomic
 from forecasting.errors import ForecastingError
 from forecasting.ops import forecast_log, monitor
@@ -269,7 +270,9 @@ def monitor_flow(
     now = end if end is not None else actuals["timestamp"].max()
     report = monitor.evaluate(log, actuals, season={v: c["season"] for v, c in context.items()}, promised=promises,
                               settings=config, now=now, training_window=context[serving]["training_window"],
-                              freq=context[serving]["freq"])
+                              # The grid's step, not its name: ops.monitor.drift dates the expected points with
+                              # pd.date_range, which knows no trading calendar ('XNYS', the live stock model's).
+                              freq=offset_for(context[serving]["freq"]))
     out_dir = settings.home / "monitoring" / model_name
     write_scores(report.scored, str(out_dir / "scores.parquet"))
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config.backtest import BacktestConfig
-from forecasting.evaluation.origins import holdout_start, min_train_points, no_origins_message, plan_origins
+from forecasting.evaluation.origins import holdout_start, min_train_points, no_origins_message, plan_origins, short_series_note
 from forecasting.evaluation.baselines import BASELINES, backfill, baseline_forecast
 from forecasting.evaluation.statistical import forecast_at_origins
 from forecasting.config.model import ForecasterConfig
@@ -42,6 +42,8 @@ from forecasting.model.forecaster import TrainedForecaster
 from forecasting.evaluation.metrics import seasonal_naive_scale
 from forecasting.train import fit
 from forecasting.prep.prepare import config_spec, select_training_frame
+from forecasting.prep import transforms
+from forecasting.prep.scaling import SeriesScaler
 from forecasting.prep.windows import SeriesPanel, WindowSpec, left_pad
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ def backtest(
     checkpoint_dir: str | None = None,
     log: Callable[[str], None] | None = None,
     map_folds: FoldMapper | None = None,
+    dataset: str | None = None,
 ) -> BacktestResult:
     """Backtest a trained model as it is (``trained``) or train one per fold from ``config``.
 
@@ -151,6 +154,9 @@ def backtest(
     the configured series and covariates are selected from it. ``map_folds``
     trains the planned folds (default one after another); folds are
     independent, so any mapper that keeps their order gives the same result.
+    ``dataset`` names the dataset ``frame`` holds when a trained model is judged on another one than
+    it was trained on: every series of it is scored (those it never saw scaled on their history before
+    their first origin).
     """
     if (trained is None) == (config is None):
         raise ForecastingError("backtest needs exactly one of a trained model or a config to train per fold")
@@ -160,44 +166,65 @@ def backtest(
                 f"refit {settings.refit!r} trains a new model per fold: use --train; "
                 "a registered model is evaluated as it is (refit 'never')"
             )
-        return _evaluate_trained(trained, frame, settings, model_version)
+        return _evaluate_trained(trained, frame, settings, model_version, dataset)
     assert config is not None
     return _refit(config, frame, settings, checkpoint_dir, log or (lambda _: None), map_folds or fit_folds_in_turn)
 
 
 def _evaluate_trained(
-    trained: TrainedForecaster, frame: pd.DataFrame, settings: BacktestConfig, version: str | None
+    trained: TrainedForecaster, frame: pd.DataFrame, settings: BacktestConfig, version: str | None, dataset: str | None = None
 ) -> BacktestResult:
     started = time.perf_counter()
     config, spec = trained.config, trained.spec
+    notes: list[str] = []
+    other = dataset is not None and dataset != config.data.dataset
+    if other:
+        # Judged on another dataset: all its series, whatever subset the model was trained on.
+        notes.append(f"model trained on dataset '{config.data.dataset}' judged on dataset '{dataset}'")
+        config = config.model_copy(update={"data": config.data.model_copy(update={"dataset": dataset, "series": None})})
     frame = select_training_frame(config, frame)
     panel = SeriesPanel.from_frame(frame, covariates=_data_columns(frame))
     horizon = _horizon(settings, spec, config.name)
-    notes: list[str] = []
 
     known = set(trained.scaler.series_ids)
     unknown = [s for s in panel.series_ids if s not in known]
-    if unknown:
-        # Scaling them on their own data would read the future; leave them out.
-        notes.append(f"skipped {len(unknown)} series the model was not trained on: {unknown[:10]}")
+    if unknown and trained.members:
+        # An ensemble's members scale unknown series on all their data, which would read the future.
+        notes.append(f"skipped {len(unknown)} series the ensemble was not trained on: {unknown[:10]}")
         panel = panel.select([s for s in panel.series_ids if s in known])
+        unknown = []
     if panel.n_series == 0:
         raise ForecastingError(f"model '{config.name}' knows none of the series in dataset '{config.data.dataset}'")
 
     skip = settings.in_sample == "skip"
     holdout, cutoff, note = holdout_start(trained, frame, panel, required=skip)
     notes.append(note)
+    is_unknown = np.isin(np.asarray(panel.series_ids, dtype=object), unknown)
+    holdout = np.where(is_unknown, 0, holdout)  # the model never learned from a series it does not know
     pad = np.zeros(panel.n_series, np.int64)
+    observed = max(config.min_length - 1, config.baseline.season_length)
     if config.padded:
-        # As in training and prediction: a series shorter than the lookback is left-padded, and an origin
-        # needs min_length observed points before it (and more than a season, for the MASE scale).
-        panel, pad = left_pad(panel, spec.lookback + horizon, offset_for(config.data.freq))
+        # As in training and prediction: a series shorter than one window is left-padded, and an origin needs
+        # min_length observed points before it (and more than a season, for the MASE scale). The padding of
+        # a short series lets its earliest such origin read a full lookback, so none of its origins is lost.
+        short = panel.lengths < spec.lookback + horizon
+        extra = max(spec.lookback - 1 - observed, 0)
+        panel, pad = left_pad(panel, np.where(short, panel.lengths + extra, panel.lengths), offset_for(config.data.freq))
         holdout = holdout + pad
         if pad.any():
             notes.append(f"{int((pad > 0).sum())} series shorter than lookback + horizon were left-padded, as in training")
-    observed = max(config.min_length - 1, config.baseline.season_length)
     first = np.maximum(spec.lookback - 1, pad + observed).astype(np.int64)
-    series, pos = plan_origins(panel, settings, horizon, np.maximum(first, holdout - 1) if skip else first)
+    lo = np.maximum(first, holdout - 1) if skip else first
+    series, pos = plan_origins(panel, settings, horizon, lo)
+    planned = np.bincount(series, minlength=panel.n_series)
+    if not planned.all() and planned.any():
+        # Never dropped silently: the series without an origin are listed, with their count, in one line.
+        empty = np.flatnonzero(planned == 0)
+        notes.append(short_series_note(panel, empty, panel.lengths - pad, horizon, spec.lookback, config.min_length, padded=config.padded))
+        kept = np.flatnonzero(planned > 0)
+        panel, pad, holdout, lo = panel.select([panel.series_ids[i] for i in kept]), pad[kept], holdout[kept], lo[kept]
+        is_unknown = is_unknown[kept]
+        series, pos = plan_origins(panel, settings, horizon, lo)
     if series.size == 0:
         raise ForecastingError(no_origins_message(panel, settings, horizon, config.name, in_sample=skip))
     in_sample = pos + 1 < holdout[series]
@@ -208,10 +235,17 @@ def _evaluate_trained(
             f"{int(in_sample.sum())} of {series.size} windows are in-sample (targets the model learned from): "
             "their scores are optimistic"
         )
+    scaler = trained.scaler
+    if is_unknown.any():
+        scaler = _scaler_for_new_series(trained, panel, series, pos, is_unknown)
+        notes.append(
+            f"{int(is_unknown.sum())} series the model was not trained on are scaled on their history up to "
+            "their first origin (no later point)"
+        )
 
     starts = panel.offsets[series] + pos - spec.lookback + 1  # (N,)
     t0 = time.perf_counter()
-    out = predict_starts(trained, panel, starts, scaler=trained.scaler)  # one batched pass over every origin
+    out = predict_starts(trained, panel, starts, scaler=scaler)  # one batched pass over every origin
     predict_seconds = time.perf_counter() - t0
     fold = Fold(0, cutoff, int(series.size), trained)
     result = _assemble(
@@ -219,6 +253,27 @@ def _evaluate_trained(
     )
     result.timings = {"predict": predict_seconds, "total": time.perf_counter() - started}
     return result
+
+
+def _scaler_for_new_series(
+    trained: TrainedForecaster, panel: SeriesPanel, series: np.ndarray, pos: np.ndarray, unknown: np.ndarray
+) -> SeriesScaler:
+    """The trained scaler plus one for each unknown series, fitted on its (transformed) points up to its first origin.
+
+    Prediction scales a new series on all of its history; in a backtest that history runs past the
+    origins, so only the points before the earliest scored origin may be read.
+    """
+    ids = [panel.series_ids[i] for i in np.flatnonzero(unknown)]
+    sub = panel.select(ids)
+    first_origin = np.full(panel.n_series, np.iinfo(np.int64).max)
+    np.minimum.at(first_origin, series, pos)  # (S,) earliest origin per series
+    transformed = transforms.apply(sub, trained.config.data.target_transform)
+    fresh = SeriesScaler.fit(transformed, train_end=first_origin[np.flatnonzero(unknown)] + 1)
+    base = trained.scaler
+    return SeriesScaler(
+        base.series_ids + fresh.series_ids, base.features,
+        np.concatenate([base.mean, fresh.mean]), np.concatenate([base.scale, fresh.scale]),
+    )
 
 
 def _refit(

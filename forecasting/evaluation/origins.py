@@ -15,7 +15,7 @@ from forecasting.model.forecaster import TrainedForecaster
 from forecasting.prep.prepare import data_fingerprint
 from forecasting.prep.windows import SeriesPanel, WindowSpec, needed_length, part_size, plan_split
 
-__all__ = ["holdout_start", "min_train_points", "no_origins_message", "part_size", "plan_origins"]
+__all__ = ["holdout_start", "min_train_points", "no_origins_message", "part_size", "plan_origins", "short_series_note"]
 
 
 def plan_origins(
@@ -107,6 +107,23 @@ def no_origins_message(
     if need is not None:
         why.append(f"{need} training points before the first origin")
     return f"no origin to backtest '{name}' (longest series {longest} points): " + ", ".join(why)
+
+
+def short_series_note(
+    panel: SeriesPanel, empty: np.ndarray, observed: np.ndarray, horizon: int, lookback: int, min_length: int, *, padded: bool
+) -> str:
+    """One line naming every series of ``empty`` (indices) that got no origin, with their count and lengths.
+
+    ``observed``: ``(S,)`` observed points per series (padding excluded). A series is never dropped
+    silently: too short for one window, or all of it learned from (in-sample), the report says so.
+    """
+    need = f"min_length {min_length}" if padded else f"lookback {lookback}"
+    shown = [f"{panel.series_ids[i]} ({int(observed[i])} points)" for i in empty[:20]]
+    more = f" and {empty.size - 20} more" if empty.size > 20 else ""
+    return (
+        f"{empty.size} of {panel.n_series} series have no origin and are left out (each needs {need} observed points "
+        f"before an out-of-sample origin and horizon {horizon} after it): {', '.join(shown)}{more}"
+    )
 
 
 def _count(panel: SeriesPanel, rows: np.ndarray, hit: np.ndarray) -> np.ndarray:

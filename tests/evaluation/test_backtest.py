@@ -89,7 +89,7 @@ def test_include_in_sample_flags_the_origins_the_model_learned_from(tiny_fit):
     assert any("78 of 87 windows are in-sample" in n for n in result.notes)
 
 
-def test_new_data_extends_the_origins_and_unknown_series_are_left_out(tiny_fit):
+def test_new_data_extends_the_origins_and_unknown_series_are_scored_without_look_ahead(tiny_fit):
     config, frame, fitted = tiny_fit
     extra = []
     for sid, rows in frame.groupby("series_id"):
@@ -100,9 +100,22 @@ def test_new_data_extends_the_origins_and_unknown_series_are_left_out(tiny_fit):
     longer = pd.concat([frame, *extra, stranger], ignore_index=True).sort_values(["series_id", "timestamp"])
     result = backtest(longer, BacktestConfig(origins=None), trained=fitted.forecaster)
     # The recorded rows still hash the same, so the split is rebuilt exactly: 48 new hours add 4 origins.
-    assert _positions(result, longer).reshape(3, -1).tolist() == [list(range(363, 436, 12))] * 3
-    assert "synthetic/stranger" not in {result.series_ids[i] for i in result.series}
-    assert any("not trained on: ['synthetic/stranger']" in n for n in result.notes)
+    ids = np.asarray(result.series_ids)[result.series]
+    pos = _positions(result, longer)
+    assert pos[ids != "synthetic/stranger"].reshape(3, -1).tolist() == [list(range(363, 436, 12))] * 3
+    # The model never learned from the stranger: every origin with a full lookback and horizon is scored.
+    assert pos[ids == "synthetic/stranger"].tolist() == list(range(51, 388, 12))
+    assert any("1 series the model was not trained on are scaled on their history up to their first origin" in n for n in result.notes)
+
+    # No look-ahead: the stranger's scaler reads nothing after its first origin, so a later spike changes
+    # nothing before it (with a scaler fitted on the whole series, as prediction does, it would).
+    spiked = longer.copy()
+    late = (spiked["series_id"] == "synthetic/stranger") & (spiked["timestamp"] > stranger["timestamp"].iloc[51 + 12])
+    spiked.loc[late, "target"] *= 50.0
+    again = backtest(spiked, BacktestConfig(origins=None), trained=fitted.forecaster)
+    first = np.flatnonzero(ids == "synthetic/stranger")[0]
+    assert again.forecasts["model"][first] == pytest.approx(result.forecasts["model"][first])
+    assert again.actual[first] == pytest.approx(result.actual[first])
 
 
 def test_changed_training_data_makes_every_recorded_point_in_sample(tiny_fit):
@@ -327,3 +340,64 @@ def test_rmse_pools_squared_errors_per_series(no_refit):
     row = score_backtest(one).summary.set_index("forecaster").loc["model"]
     assert row["mae"] == pytest.approx(2.0)
     assert row["rmse"] == pytest.approx(np.sqrt(5.0))
+
+
+# --- judging a model on another dataset: what the store's file footers tell before any row loads ---
+
+
+def test_a_dataset_that_does_not_fit_the_model_is_refused_with_every_reason(tmp_path):
+    from forecasting.data.store import ObservationStore
+    from forecasting.evaluation.dataset_fit import check_dataset_fits, fit_problems, profile_dataset
+
+    store = ObservationStore(tmp_path)
+    store.upsert("hourly", synthetic_frame(n_series=2, length=300, freq="h", covariates=("humidity",)))
+    stocks = parse_config(tiny_config_dict(name="nyse", data={"dataset": "stocks", "freq": "XNYS", "covariates": ["volume"]},
+                                           baseline={"season_length": 1}))
+    profile = profile_dataset(store, "hourly")
+    assert [s.rows for s in profile.series] == [300, 300] and "humidity" in profile.columns
+    with pytest.raises(ConfigError, match=r"cannot be judged on dataset 'hourly': 2 problem\(s\)") as caught:
+        check_dataset_fits(stocks, profile)
+    message = str(caught.value)
+    assert "column 'volume' (data.covariates of the model) is not in dataset 'hourly'; it has ['humidity']" in message
+    assert "forecasts on the 'XNYS' grid" in message
+    # The same grid and columns fit; so does data with a few gaps.
+    hourly = parse_config(tiny_config_dict(data={"dataset": "other", "freq": "h", "covariates": ["humidity"]}))
+    assert fit_problems(hourly, profile) == []
+    gappy = synthetic_frame(n_series=1, length=300, freq="h", covariates=("humidity",)).drop(index=range(100, 150))
+    store.upsert("gappy", gappy)
+    assert fit_problems(hourly, profile_dataset(store, "gappy")) == []
+    daily = parse_config(tiny_config_dict(data={"dataset": "other", "freq": "D"}, window={"lookback": 28, "horizon": 7}))
+    assert "0.04 rows per 'h' grid point" in " ".join(fit_problems(hourly, _daily_profile(store)))
+    assert fit_problems(daily, _daily_profile(store)) == []
+    with pytest.raises(ForecastingError, match="unknown dataset 'nope'"):
+        profile_dataset(store, "nope")
+
+
+def _daily_profile(store):
+    from forecasting.evaluation.dataset_fit import profile_dataset
+
+    store.upsert("daily", synthetic_frame(n_series=1, length=120, freq="D", covariates=("humidity",)))
+    return profile_dataset(store, "daily")
+
+
+def test_on_another_dataset_short_series_are_padded_as_in_training_or_listed():
+    """A padded model (min_length < lookback) judged on new series: 40 points are enough once left-padded,
+    20 are not (min_length 24 + horizon 12): that one is named, with the count, never dropped silently."""
+    from forecasting.train import fit
+
+    config = parse_config(tiny_config_dict(name="tiny-padded", window={"lookback": 48, "horizon": 12, "stride": 4, "min_length": 24},
+                                           training={"max_epochs": 1}))
+    trained = fit(config, synthetic_frame(), checkpoint_dir=None).forecaster
+    new = synthetic_frame(n_series=2, length=40, seed=5)
+    new["series_id"] = new["series_id"].map({"synthetic/s0": "new/short", "synthetic/s1": "new/tiny"})
+    new = new[(new["series_id"] == "new/short") | (new.groupby("series_id").cumcount() < 20)].reset_index(drop=True)
+    result = backtest(new, BacktestConfig(origins=None, stride=1), trained=trained, dataset="elsewhere")
+    assert {result.series_ids[i] for i in result.series} == {"new/short"}
+    # Origins from observed position 24 (min_length 24, and a full season 24 for the MASE scale) to the
+    # last one with 12 actuals after it (27), every one reading a padded full lookback.
+    assert result.n_windows == 4 and np.isfinite(result.forecasts["model"]).all()
+    notes = " ".join(result.notes)
+    assert "model trained on dataset 'synthetic' judged on dataset 'elsewhere'" in notes
+    assert "2 series shorter than lookback + horizon were left-padded, as in training" in notes
+    assert "1 of 2 series have no origin and are left out (each needs min_length 24 observed points" in notes
+    assert "new/tiny (20 points)" in notes

@@ -146,3 +146,75 @@ def test_cli_user_errors_exit_without_traceback(bt_home, args, code, message):
     assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+# --- a registered model judged on another dataset: forecast backtest --model NAME@ALIAS --dataset D ---------------
+
+
+@pytest.fixture(scope="module")
+def other_datasets(bt_home):
+    """Two more datasets in the same store: another daily one (a new station and a 20-day-old one) and an hourly one."""
+    from forecasting.data.sources.bundled import load_bundled
+    from forecasting.data.store import ObservationStore
+    from tests.conftest import synthetic_frame
+
+    home, _ = bt_home
+    seattle = load_bundled("seattle_weather")
+    recent = seattle[seattle["timestamp"] >= pd.Timestamp("2014-01-01", tz="UTC")]
+    elsewhere = recent[["timestamp", "target"]].assign(series_id="weather/elsewhere", target=recent["target"] * 1.2 + 5.0)
+    short = elsewhere.tail(20).assign(series_id="weather/new-station")
+    store = ObservationStore(home / "store")
+    store.upsert("city_daily", pd.concat([elsewhere, short], ignore_index=True)[["series_id", "timestamp", "target"]])
+    store.upsert("hourly_temps", synthetic_frame(n_series=2, length=200, freq="h"))
+    return home
+
+
+def test_cli_judges_a_registered_model_on_another_daily_dataset_and_lists_the_short_series(other_datasets, tmp_path):
+    from forecasting.cli.app import app
+
+    home = other_datasets
+    result = CliRunner().invoke(app, ["backtest", "--model", f"{NAME}@champion", "--dataset", "city_daily",
+                                      "--origins", "5", "--out", str(tmp_path / "r"), "--home", str(home)], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    # Only the new station with enough history is scored; the 20-day one is listed, with the count, in one line.
+    assert f"Backtest of {NAME} v1: 5 origins x 1 series" in result.output
+    assert "model trained on dataset 'seattle_weather' judged on dataset 'city_daily'" in result.output
+    assert "1 of 2 series have no origin and are left out" in result.output
+    assert "weather/new-station (20 points)" in result.output
+    forecasts = pd.read_parquet(tmp_path / "r" / "forecasts.parquet")
+    assert set(forecasts["series_id"]) == {"weather/elsewhere"}
+    assert forecasts["timestamp"].max() == pd.Timestamp("2015-12-31", tz="UTC")
+
+
+def test_model_name_alone_means_the_champion(other_datasets, tmp_path):
+    from pipelines.backtest import backtest_flow
+
+    summary = backtest_flow(model=NAME, dataset="city_daily", overrides={"origins": 2}, out_dir=str(tmp_path), home=str(other_datasets))
+    assert (summary["version"], summary["dataset"], summary["series"], summary["origins"]) == ("1", "city_daily", 1, 2)
+    from mlflow import MlflowClient
+
+    assert MlflowClient().get_run(summary["run_id"]).data.tags["dataset"] == "city_daily"
+    assert "judged on dataset 'city_daily'" in " ".join(summary["notes"])
+
+
+def test_a_dataset_of_another_frequency_is_refused_before_any_row_is_read(other_datasets, monkeypatch):
+    """The refusal comes from the store's file footers: reading the data would fail this test."""
+    from forecasting.cli.app import app
+    from forecasting.data.store import ObservationStore
+    from forecasting.errors import ConfigError
+    from pipelines.backtest import backtest_flow
+
+    def no_reading(self, dataset, *args, **kwargs):
+        raise AssertionError(f"dataset '{dataset}' was read before the mismatch was refused")
+
+    monkeypatch.setattr(ObservationStore, "read", no_reading)
+    home = other_datasets
+    result = CliRunner().invoke(app, ["backtest", "--model", NAME, "--dataset", "hourly_temps", "--home", str(home)], terminal_width=400)
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())  # the console wraps long lines
+    assert "cannot be judged on dataset 'hourly_temps'" in output, output
+    assert "forecasts on the 'D' grid" in output and "22.22 rows per 'D' grid point" in output, output
+    assert "was read" not in result.output and "Traceback" not in result.output
+    # The flow (what a scheduled or API call runs) checks before reading too.
+    with pytest.raises(ConfigError, match=r"one row every 0 days 01:00:00"):
+        backtest_flow(model=NAME, dataset="hourly_temps", home=str(home))

@@ -14,15 +14,15 @@ REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {
     # name: (flow, cron, timezone, parameters)
     "ingest-weather": ("ingest-source", "5 * * * *", "UTC", {"config": str(REPO / "configs/ingest/weather.yaml")}),
-    "predict-weather": ("predict", "20 * * * *", "UTC", {"model_name": "weather-seattle-hourly"}),
+    "predict-weather": ("predict", "20 * * * *", "UTC", {"model_name": "weather-hourly-live"}),
     "ingest-stocks": ("ingest-source", "30 16 * * 1-5", "America/New_York", {"config": str(REPO / "configs/ingest/stocks.yaml")}),
-    "predict-stocks": ("predict", "0 17 * * 1-5", "America/New_York", {"model_name": "stocks-daily"}),
-    "retrain-weather": ("train", "0 2 * * 0", "UTC", {"config_path": str(REPO / "configs/weather.yaml")}),
-    "retrain-stocks": ("train", "0 3 * * 6", "America/New_York", {"config_path": str(REPO / "configs/stocks.yaml")}),
-    "backtest-weather": ("backtest", "0 4 * * 0", "UTC", {"config_path": str(REPO / "configs/weather.yaml")}),
-    "backtest-stocks": ("backtest", "0 5 * * 6", "America/New_York", {"config_path": str(REPO / "configs/stocks.yaml")}),
-    "monitor-weather": ("monitor", "30 6 * * *", "UTC", {"model_name": "weather-seattle-hourly"}),
-    "monitor-stocks": ("monitor", "0 18 * * 1-5", "America/New_York", {"model_name": "stocks-daily"}),
+    "predict-stocks": ("predict", "0 17 * * 1-5", "America/New_York", {"model_name": "stocks-daily-live"}),
+    "retrain-weather": ("train", "0 2 * * 0", "UTC", {"config_path": str(REPO / "configs/weather-live.yaml")}),
+    "retrain-stocks": ("train", "0 3 * * 6", "America/New_York", {"config_path": str(REPO / "configs/stocks-live.yaml")}),
+    "backtest-weather": ("backtest", "0 4 * * 0", "UTC", {"config_path": str(REPO / "configs/weather-live.yaml")}),
+    "backtest-stocks": ("backtest", "0 5 * * 6", "America/New_York", {"config_path": str(REPO / "configs/stocks-live.yaml")}),
+    "monitor-weather": ("monitor", "30 6 * * *", "UTC", {"model_name": "weather-hourly-live"}),
+    "monitor-stocks": ("monitor", "0 18 * * 1-5", "America/New_York", {"model_name": "stocks-daily-live"}),
 }
 
 
@@ -157,3 +157,62 @@ def test_serve_dry_run_lists_schedules(tmp_path):
 
     bad = CliRunner().invoke(app, ["serve", "--dry-run", "--home", str(tmp_path / "home"), "--only", "nope"])
     assert bad.exit_code == 1
+
+
+# --- one pipeline per served model: live ingest -> dataset -> train -> predict -> monitor ---------------------
+
+
+def test_shipped_schedules_serve_live_data_end_to_end():
+    from pipelines.deployments import model_pipelines
+
+    pipelines, problems = model_pipelines(load_schedules(DEFAULT_SCHEDULES))
+    assert problems == []
+    got = {p.model: (p.ingest, p.dataset, p.freq, p.train, p.predict, p.monitor, p.backtest) for p in pipelines}
+    assert got == {
+        "weather-hourly-live": (["ingest-weather"], "weather_hourly", "h", ["retrain-weather"], ["predict-weather"],
+                                ["monitor-weather"], ["backtest-weather"]),
+        "stocks-daily-live": (["ingest-stocks"], "stocks_daily", "XNYS", ["retrain-stocks"], ["predict-stocks"],
+                              ["monitor-stocks"], ["backtest-stocks"]),
+    }
+    # The bundled-data models stay for the offline demo, not for the schedules.
+    served = {Path(s.parameters["config_path"]).name for s in load_schedules(DEFAULT_SCHEDULES).deployments.values() if "config_path" in s.parameters}
+    assert served == {"weather-live.yaml", "stocks-live.yaml"}
+
+
+def test_broken_links_are_named(tmp_path):
+    """The old shipped wiring (live ingest, bundled-data models) and a model fed another grid and columns."""
+    from pipelines.deployments import model_pipelines
+
+    (tmp_path / "hourly-stocks.yaml").write_text(yaml.safe_dump({
+        "source": "open_meteo", "dataset": "stocks_daily", "start": "2024-01-01", "variables": ["temperature_2m"],
+        "locations": [{"name": "x", "latitude": 1, "longitude": 2}],
+    }))
+    path = _write(tmp_path, {"deployments": {
+        "ingest-weather": {"flow": "ingest-source", "cron": "5 * * * *", "parameters": {"config": str(REPO / "configs/ingest/weather.yaml")}},
+        "ingest-odd": {"flow": "ingest-source", "cron": "5 * * * *", "parameters": {"config": "hourly-stocks.yaml"}},
+        "retrain-weather": {"flow": "train", "cron": "0 2 * * 0", "parameters": {"config_path": str(REPO / "configs/weather.yaml")}},
+        "predict-weather": {"flow": "predict", "cron": "20 * * * *", "parameters": {"model_name": "weather-seattle-hourly"}},
+        "retrain-stocks": {"flow": "train", "cron": "0 3 * * 6", "parameters": {"config_path": str(REPO / "configs/stocks-live.yaml")}},
+        "monitor-ghost": {"flow": "monitor", "cron": "0 6 * * *", "parameters": {"model_name": "ghost"}},
+    }})
+    _, problems = model_pipelines(load_schedules(path))
+    text = "\n".join(problems)
+    assert "'retrain-weather' trains model 'weather-seattle-hourly' on dataset 'seattle_temps', which no ingest deployment writes" in text
+    assert "model 'stocks-daily-live' forecasts on 'XNYS' but 'ingest-odd' writes dataset 'stocks_daily' on 'h'" in text
+    assert "reads column(s) ['volume'] that 'ingest-odd' does not write" in text
+    assert "model 'stocks-daily-live' is trained by retrain-stocks but no predict deployment forecasts with it" in text
+    assert "deployment 'monitor-ghost' (monitor) uses model 'ghost', which no train deployment trains" in text
+    assert len(problems) == 5
+
+
+def test_serve_dry_run_prints_each_pipeline(tmp_path):
+    from typer.testing import CliRunner
+
+    from forecasting.cli.app import app
+
+    result = CliRunner().invoke(app, ["serve", "--dry-run", "--home", str(tmp_path / "home")], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert ("pipeline weather-hourly-live: ingest-weather -> weather_hourly (h) -> retrain-weather -> predict-weather "
+            "-> monitor-weather; backtest backtest-weather") in result.output
+    assert "pipeline stocks-daily-live: ingest-stocks -> stocks_daily (XNYS)" in result.output
+    assert "warning" not in result.output

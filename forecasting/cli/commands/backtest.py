@@ -1,4 +1,9 @@
-"""`forecast backtest`: rolling-origin evaluation of a registered model, or of models trained per fold."""
+"""`forecast backtest`: rolling-origin evaluation of a registered model, or of models trained per fold.
+
+``--model NAME[@ALIAS] --dataset D`` judges a registered model on another dataset of its frequency,
+without a config file; the model's frequency and columns are checked against the store before any
+data loads (and before any server starts).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ def register(app: typer.Typer) -> None:
 
 
 def backtest(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Forecaster YAML; an optional 'backtest:' section holds the settings.")],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="NAME, NAME@ALIAS or models:/NAME@ALIAS; default the config's name, alias champion.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Forecaster YAML; an optional 'backtest:' section holds the settings. Optional with --model.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="NAME, NAME@ALIAS or models:/NAME@ALIAS (alias default champion); default the config's name.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Judge the model on this stored dataset (same frequency) instead of its own.")] = None,
     train: Annotated[bool, typer.Option("--train", help="Train a model per fold from the config instead of loading one.")] = False,
     origins: Annotated[int | None, typer.Option("--origins", min=1, help="Most recent origins per series (default 30).")] = None,
     all_origins: Annotated[bool, typer.Option("--all-origins", help="Every allowed origin instead of the most recent N.")] = False,
@@ -38,22 +44,46 @@ def backtest(
     if origins is not None and all_origins:
         err_console.print("[bold red]error:[/] pass --origins N or --all-origins, not both")
         raise typer.Exit(2)
+    if config is None and model is None:
+        err_console.print("[bold red]error:[/] pass --config FILE, --model NAME@ALIAS, or both")
+        raise typer.Exit(2)
+    if config is None and train:
+        err_console.print("[bold red]error:[/] --train trains from a config: pass --config FILE")
+        raise typer.Exit(2)
     settings = setup_home(home)
     overrides = _overrides(origins, all_origins, stride, horizon, refit, window, train_size, include_in_sample)
-    from forecasting.config.backtest import check_mode, parse_model_ref  # cheap: config only
+    from forecasting.config.backtest import check_mode, parse_backtest, parse_model_ref  # cheap: config only
     from forecasting.config.model import load_backtest_config
 
-    _, bt = run_or_exit(load_backtest_config, config, overrides)  # fail fast, before any server starts
+    if config is not None:
+        _, bt = run_or_exit(load_backtest_config, config, overrides)  # fail fast, before any server starts
+    else:
+        bt = run_or_exit(parse_backtest, overrides, source="backtest options")
     run_or_exit(check_mode, bt, train=train)
     if model is not None:
-        run_or_exit(parse_model_ref, model)
+        name, alias = run_or_exit(parse_model_ref, model)
+        if dataset is not None:
+            run_or_exit(_check_dataset, settings, name, alias, dataset)  # before any row loads or server starts
     from pipelines.backtest import backtest_flow  # Prefect and MLflow: only after setup_home points them at the home
 
     summary = run_or_exit(
-        backtest_flow, str(config), model=model, train=train, overrides=overrides,
-        out_dir=str(out) if out else None, home=str(settings.home),
+        backtest_flow, str(config) if config else None, model=model, train=train, overrides=overrides,
+        out_dir=str(out) if out else None, home=str(settings.home), dataset=dataset,
     )
     _print(summary)
+
+
+def _check_dataset(settings: Any, name: str, alias: str, dataset: str) -> None:
+    """The registered model's frequency and columns against the dataset's file footers: refuses in seconds."""
+    from forecasting.data.store import ObservationStore
+    from forecasting.evaluation.dataset_fit import check_dataset_fits, profile_dataset
+    from forecasting.registry import models as registry
+
+    registry.configure(settings.mlflow_tracking_uri)
+    trained = registry.load_trained(name, registry.resolve(name, alias).version)
+    if dataset == trained.config.data.dataset:
+        return  # its own data: it was trained on it
+    check_dataset_fits(trained.config, profile_dataset(ObservationStore(settings.store_dir), dataset))
 
 
 def _overrides(
