@@ -40,6 +40,14 @@ def forecast(
     Returns one row per (series, step) in original units: ``mean`` is the
     point forecast (the 0.5 quantile for median models), plus ``q0.1``, ...
     columns for quantile models.
+
+    ``timestamp`` and ``origin`` are UTC instants, as stored. A model whose
+    grid lives in a zone (``data.calendar_timezone``, e.g. Asia/Kolkata)
+    steps on that zone's calendar, and the frame gains the reader's view:
+    ``date`` (the local day, for daily or coarser grids) or
+    ``local_timestamp`` (sub-daily grids), so the Kolkata day 2024-03-11
+    reads 2024-03-11 rather than 2024-03-10T18:30Z. UTC models keep the
+    frame unchanged.
     """
     config = trained.config
     spec = trained.spec
@@ -67,6 +75,7 @@ def forecast(
     if short:
         raise ForecastingError("history too short to forecast:\n" + "\n".join(f"  - {s}" for s in short))
     last = panel.timestamps[panel.offsets[1:] - 1]  # (series,) origins, before any padding
+    _check_origins_on_grid(panel.series_ids, last, config.data.freq, config.data.calendar_timezone, config.name)
     if config.padded:
         from forecasting.data.calendar import offset_for
 
@@ -74,12 +83,41 @@ def forecast(
 
     starts = panel.offsets[1:] - spec.lookback  # (series,): the last lookback window of each series
     predicted = predict_starts(trained, panel, starts, future=future, horizon=horizon)  # name -> (series, horizon)
-    return _to_frame(panel.series_ids, last, predicted, config.data.freq)
+    return _to_frame(panel.series_ids, last, predicted, config.data.freq, timezone=config.data.calendar_timezone)
 
 
-def _to_frame(series_ids: tuple[str, ...], last: np.ndarray, values: dict[str, np.ndarray], freq: str) -> pd.DataFrame:
+def _check_origins_on_grid(series_ids: tuple[str, ...], last: np.ndarray, freq: str, timezone: str, name: str) -> None:
+    """Calendar grids (days, sessions, months) date the horizon from the origin: an origin off the grid
+    (local midnights read on the UTC calendar) would date it wrongly across DST, so it is an error naming the fix."""
+    from forecasting.data.calendar import Grid
+
+    grid = Grid(freq, timezone)
+    if grid.is_fixed or not len(last):
+        return
+    off = ~grid.on_grid(pd.DatetimeIndex(last).tz_localize("UTC"))
+    if not off.any():
+        return
+    k = int(np.flatnonzero(off)[0])
+    stamp = pd.Timestamp(last[k], tz="UTC")
+    hint = ""
+    if grid.is_utc and stamp != stamp.normalize():
+        hint = (
+            "; if the data was recorded in a time zone (its days start at local midnight), set it in the model config, e.g.\n"
+            "  data:\n    calendar_timezone: America/New_York"
+        )
+    raise ForecastingError(
+        f"model '{name}': the last timestamp of {int(off.sum())} series (e.g. '{series_ids[k]}' at {stamp}) is not on "
+        f"its {grid.describe()}{hint}"
+    )
+
+
+def _to_frame(
+    series_ids: tuple[str, ...], last: np.ndarray, values: dict[str, np.ndarray], freq: str, *, timezone: str = "UTC"
+) -> pd.DataFrame:
+    from forecasting.data.calendar import Grid
+
     n_series, horizon = values["mean"].shape
-    timestamps = horizon_timestamps(last, freq, horizon)  # (series, horizon)
+    timestamps = horizon_timestamps(last, freq, horizon, timezone=timezone)  # (series, horizon)
     out = pd.DataFrame(
         {
             "series_id": np.repeat(np.asarray(series_ids, dtype=object), horizon),
@@ -92,6 +130,13 @@ def _to_frame(series_ids: tuple[str, ...], last: np.ndarray, values: dict[str, n
     for col in ("origin", "timestamp"):
         out[col] = pd.to_datetime(out[col]).dt.tz_localize("UTC")
     out["series_id"] = out["series_id"].astype(str)
+    grid = Grid(freq, timezone)
+    if not grid.is_utc:
+        local = out["timestamp"].dt.tz_convert(timezone)
+        if grid.is_fixed:
+            out["local_timestamp"] = local
+        else:
+            out["date"] = local.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
     return out
 
 

@@ -13,8 +13,11 @@ The store task retries (an upsert is atomic and idempotent, so a retry is safe).
 A run is named after its dataset and the last instant it fetches
 (``ingest-weather@2026-11-23T10:05``).
 Each series lands or fails on its own; the flow publishes a summary artifact
-(rows fetched/added/updated/quarantined/filled per series) and then fails if
-any series failed, naming them all.
+(rows fetched/added/updated/quarantined/filled per series), writes the full
+per-series report as CSV beside the store (``<store>/<dataset>/_reports/``),
+and then fails if any series failed or the run landed no row at all, in one
+error with totals and at most ten series. A full disk stops the run; the
+error names the series that landed, failed and were never tried.
 """
 
 from __future__ import annotations
@@ -27,12 +30,25 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from forecasting.data.ingest import SeriesReport, failed, plan_since, raise_for_failures, store_batch, summary_markdown, until
+from forecasting.data.ingest import (
+    SeriesReport,
+    StoppedError,
+    check_outcome,
+    failed,
+    not_tried,
+    plan_since,
+    problem_lines,
+    store_batch,
+    summary_markdown,
+    totals,
+    until,
+    write_report_csv,
+)
 from forecasting.data.sources.base import Batch, FetchUnit
 from forecasting.data.sources.bundled import bundled_names
 from forecasting.data.store import ObservationStore
 from forecasting.errors import ForecastingError
-from forecasting.config.ingest import IngestConfig, bundled_config, load_ingest_config
+from forecasting.config.ingest import IngestConfig, bundled_config, load_ingest_config, parse_ingest_config
 from forecasting.settings import Settings
 from pipelines._common import artifact_key, io_task_options, name_run, stamp
 
@@ -56,20 +72,27 @@ def ingest_config(config: IngestConfig, store_root: str, last: pd.Timestamp | No
     since, last = plan_since(observations, config), (until(config) if last is None else last)
     futures = [fetch.submit(config, unit, since, last) for unit in units]
     reports: list[SeriesReport] = []
-    for unit, future in zip(units, futures, strict=True):
+    for k, (unit, future) in enumerate(zip(units, futures, strict=True)):
         try:
             batch = future.result()
         except ForecastingError as exc:
             reports.extend(failed(config.dataset, unit, exc))
             continue
-        reports.extend(store(store_root, config, batch, unit))
+        try:
+            reports.extend(store(store_root, config, batch, unit))
+        except StoppedError as stop:  # the disk is full: nothing later can land
+            reports.extend(stop.reports)
+            reports.extend(r for u in units[k + 1 :] for r in not_tried(config.dataset, u.series_ids or (u.key,)))
+            for later in futures[k + 1 :]:
+                later.cancel()
+            break
     return reports
 
 
-@flow(name="ingest-source", flow_run_name="ingest {config}", task_runner=ThreadPoolTaskRunner(max_workers=FETCH_THREADS))
-def ingest_source_flow(config: str, home: str | None = None) -> list[dict]:
-    """Ingest the live sources of one ingest YAML incrementally; a rerun changes nothing."""
-    parsed = load_ingest_config(config)
+@flow(name="ingest-source", flow_run_name="ingest-source", task_runner=ThreadPoolTaskRunner(max_workers=FETCH_THREADS))
+def ingest_source_flow(config: str | dict, home: str | None = None) -> list[dict]:
+    """Ingest the sources of one ingest YAML (or, for ``forecast ingest --file``, its mapping) incrementally; a rerun changes nothing."""
+    parsed = load_ingest_config(config) if isinstance(config, str) else parse_ingest_config(config, source="--file")
     settings = Settings.from_env(home)
     last = until(parsed)
     name_run(f"ingest-{parsed.dataset}@{stamp(last)}")
@@ -89,9 +112,22 @@ def ingest_flow(datasets: list[str] | None = None, home: str | None = None) -> l
 
 def _finish(reports: Sequence[SeriesReport], *, key: str, store_dir: str) -> list[dict]:
     create_markdown_artifact(summary_markdown(reports), key=key, description="Rows fetched, added, updated, quarantined and filled per series")
-    get_run_logger().info("ingested %d series into %s", len(reports), store_dir)
-    raise_for_failures(reports)
-    return per_dataset(reports)
+    paths = write_report_csv(reports, ObservationStore(store_dir))
+    t = totals(reports)
+    get_run_logger().info(
+        "ingested %d series into %s: %d rows fetched, %d added, %d updated, %d unchanged, %d quarantined; %d failed, %d not tried%s",
+        t["series"], store_dir, t["fetched"], t["added"], t["updated"], t["unchanged"], t["quarantined"], t["failed"],
+        t["not_tried"], f"; report {', '.join(paths)}" if paths else "",
+    )
+    try:
+        check_outcome(reports)
+    except ForecastingError as exc:
+        where = f"\nfull per-series report: {', '.join(paths)}" if paths else ""
+        raise ForecastingError(f"{exc}{where}") from None
+    out = per_dataset(reports)
+    for row in out:
+        row["report_csv"] = next((p for p in paths if f"/{row['dataset']}/" in p), "")
+    return out
 
 
 def per_dataset(reports: Sequence[SeriesReport]) -> list[dict]:
@@ -105,6 +141,10 @@ def per_dataset(reports: Sequence[SeriesReport]) -> list[dict]:
         )
         row["series"] += 1
         row["rows"] += r.added + r.updated + r.unchanged
+        row.setdefault("fetched", 0)
+        row["fetched"] += r.fetched
+        row.setdefault("failed", 0)
+        row["failed"] += r.status in ("failed", "not tried")
         for k in ("added", "updated", "unchanged", "quarantined", "filled"):
             row[k] += getattr(r, k)
         row["series_reports"].append(r.as_dict())

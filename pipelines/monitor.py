@@ -35,7 +35,6 @@ from prefect.runtime import flow_run as current_run
 
 from forecasting.config.model import read_yaml
 from forecasting.config.monitor import MonitorSettings, load_settings
-from forecasting.data.calendar import offset_for
 from forecasting.data.store import ObservationStore, write_parquet_atomic
 from forecasting.errors import ForecastingError
 from forecasting.ops import forecast_log, monitor
@@ -78,6 +77,7 @@ def version_context(model_name: str, versions: list[str]) -> dict[str, dict[str,
             "season": int(trained.config.baseline.season_length),
             "dataset": trained.config.data.dataset,
             "freq": trained.config.data.freq,
+            "timezone": trained.config.data.calendar_timezone,
             "quantiles": list(getattr(trained.config.model, "quantiles", None) or []),
             "training_window": (pd.Timestamp(data["start"]), pd.Timestamp(data["end"])) if data.get("start") else None,
             "promised": monitor.promised_mase(tags),
@@ -270,9 +270,7 @@ def monitor_flow(
     now = end if end is not None else actuals["timestamp"].max()
     report = monitor.evaluate(log, actuals, season={v: c["season"] for v, c in context.items()}, promised=promises,
                               settings=config, now=now, training_window=context[serving]["training_window"],
-                              # The grid's step, not its name: ops.monitor.drift dates the expected points with
-                              # pd.date_range, which knows no trading calendar ('XNYS', the live stock model's).
-                              freq=offset_for(context[serving]["freq"]))
+                              freq=context[serving]["freq"], timezone=context[serving]["timezone"])
     out_dir = settings.home / "monitoring" / model_name
     write_scores(report.scored, str(out_dir / "scores.parquet"))
 

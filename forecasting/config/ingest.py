@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from forecasting.data.calendar import GapPolicy, Grid, offset_for
+from forecasting.data.calendar import GapPolicy, Grid, check_timezone, offset_for
 from forecasting.data.quality import Bounds, QualityRules
 from forecasting.data.sources import http
 from forecasting.data.sources.base import Source
@@ -49,6 +49,14 @@ class GapConfig(_Strict):
     method: Literal["linear", "ffill"] = Field("linear", description="How filled points get their values.")
 
 
+class LimitsConfig(_Strict):
+    """Plausibility limits checked at ingest; each is overridable because real data can exceed any default."""
+
+    max_abs: float | None = Field(1e15, gt=0, description="Values beyond +-this quarantine their row (a unit or parsing error); null: no limit.")
+    min_rows: int = Field(10, ge=1, description="A new series with fewer rows is flagged as too short for most models (lookback + horizon).")
+    flag_constant: bool = Field(True, description="Flag a series whose targets in a fetch are all the same value (a stuck sensor, a placeholder).")
+
+
 class HttpConfig(_Strict):
     timeout_seconds: float = Field(30.0, gt=0, description="Per read, and for connecting.")
     attempts: int = Field(5, ge=1, description="Tries per request in total, the first included.")
@@ -73,6 +81,18 @@ class _IngestBase(_Strict):
     gaps: GapConfig = GapConfig()
     ranges: dict[str, RangeConfig] = Field(default_factory=dict, description="Column -> allowed values ('target' included).")
     optional: list[str] = Field(default_factory=list, description="Covariates allowed to be missing; any other missing value quarantines its row.")
+    required: list[str] | None = Field(
+        None,
+        description="Covariates a model reads: a missing value quarantines its row. When given, a missing value in any other "
+        "covariate lands as NaN (reported) and never holds back the target. Default: every covariate not in 'optional' "
+        "(live sources); none for the files source.",
+    )
+    duplicates: Literal["last", "first", "error"] = Field(
+        "error",
+        description="Rows with different values for one series and timestamp: keep the 'last' or 'first' in input order, or "
+        "'error': quarantine them all with the reason (exact repeats always collapse to one).",
+    )
+    limits: LimitsConfig = LimitsConfig()
     http: HttpConfig = HttpConfig()
 
     @field_validator("freq")
@@ -85,14 +105,22 @@ class _IngestBase(_Strict):
         return value
 
     def grid(self) -> Grid:
-        return Grid(self.freq)
+        return Grid(self.freq, self.grid_timezone())
+
+    def grid_timezone(self) -> str:
+        """The zone the series' days (and sessions) start in; UTC unless a source says otherwise."""
+        return "UTC"
 
     def gap_policy(self) -> GapPolicy:
         return GapPolicy(max_fill=self.gaps.max_fill, method=self.gaps.method)
 
     def rules(self) -> QualityRules:
         ranges = {c: Bounds(**r.model_dump()) for c, r in self.ranges.items()}
-        return QualityRules(grid=self.grid(), ranges=ranges, optional=frozenset(self.optional))
+        return QualityRules(
+            grid=self.grid(), ranges=ranges, optional=frozenset(self.optional),
+            required=None if self.required is None else frozenset(self.required),
+            duplicates=self.duplicates, max_abs=self.limits.max_abs,
+        )
 
     def build_source(self) -> Source:
         raise NotImplementedError
@@ -123,6 +151,11 @@ class OpenMeteoConfig(_IngestBase):
     @model_validator(mode="after")
     def _consistent(self) -> OpenMeteoConfig:
         problems = []
+        if self.timezone not in ("auto", "GMT"):
+            try:
+                check_timezone(self.timezone)
+            except ForecastingError as exc:
+                problems.append(f"timezone: {exc} (e.g. 'timezone: Europe/Berlin', or GMT)")
         if self.start is None:
             problems.append("start: required for a live source (the first date to fetch)")
         if self.target not in self.variables:
@@ -177,7 +210,36 @@ class FilesConfig(_IngestBase):
     format: Literal["csv", "parquet"] | None = Field(None, description="Default: from the file name.")
     columns: dict[str, str] = Field(default_factory=dict, description="Source column -> canonical name; when given, only these are read.")
     series_id: str | None = Field(None, description="Series id for every row of a single-series file.")
-    timezone: str | None = Field(None, description="Zone of naive timestamps; naive timestamps without it are an error.")
+    timezone: str | None = Field(
+        None,
+        description="Zone the data was recorded in: naive timestamps are read in it (without it they are an error), and "
+        "daily or coarser series live on its calendar (days start at local midnight; XNYS sessions in America/New_York).",
+    )
+    overlap: int = Field(0, ge=0, description="Unused by files: a file lands every valid row it holds (older rows backfill).")
+    required: list[str] | None = Field(
+        default_factory=list,
+        description="Covariates a model reads: a missing value quarantines its row. Others land as NaN (reported).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_timezone(value)
+            except ForecastingError as exc:
+                raise ValueError(f"{exc}; name the zone the data was recorded in, e.g.\n    timezone: America/New_York") from None
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _not_a_directory(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) and Path(value).expanduser().is_dir():
+            raise ValueError(f"{value} is a directory; give the path of a CSV or Parquet file inside it")
+        return value
+
+    def grid_timezone(self) -> str:
+        return self.timezone or "UTC"
 
     def build_source(self) -> Source:
         from forecasting.data.sources.files import FileSource
@@ -217,7 +279,48 @@ def parse_ingest_config(raw: Any, *, source: str = "<dict>") -> OpenMeteoConfig 
 
 def load_ingest_config(path: str | Path) -> OpenMeteoConfig | StooqConfig | FilesConfig | BundledConfig:
     """Read and validate one ingest YAML, e.g. ``configs/ingest/weather.yaml``."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"ingest config {path} is a directory; give one YAML file, e.g. {path / 'weather.yaml'}")
+    if path.is_file():
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"ingest config {path} is not a text (UTF-8) YAML file: byte {exc.start} cannot be read") from None
     return parse_ingest_config(read_yaml(path, what="ingest config"), source=str(path))
+
+
+def one_off_file_config(
+    path: str,
+    *,
+    dataset: str,
+    time_col: str,
+    target_col: str,
+    id_col: str | None = None,
+    series_id: str | None = None,
+    timezone: str | None = None,
+    freq: str | None = None,
+    **extra: Any,
+) -> FilesConfig:
+    """The files config of ``forecast ingest --file``: the same checks as a YAML, built from flags.
+
+    Without ``freq`` the grid is inferred from the file's timestamps (``infer_file_freq``).
+    """
+    columns = {time_col: "timestamp", target_col: "target"}
+    if id_col:
+        columns[id_col] = "series_id"
+    raw: dict[str, Any] = {
+        "source": "files", "path": path, "dataset": dataset, "columns": columns, "timezone": timezone,
+        "series_id": None if id_col else (series_id or dataset), **extra,
+    }
+    if freq is None:
+        from forecasting.data.calendar import infer_freq
+        from forecasting.data.sources.files import FileSource
+
+        parse = parse_ingest_config({**raw, "freq": "D"}, source=f"--file {path}")  # every other flag checked first
+        frame = FileSource(path, format=parse.format, columns=columns, series_id=raw["series_id"], timezone=timezone).read_frame()
+        freq = infer_freq(frame, timezone or "UTC", what=f"file {path}")
+    return parse_ingest_config({**raw, "freq": freq}, source=f"--file {path}")  # type: ignore[return-value]
 
 
 def bundled_config(name: str) -> BundledConfig:

@@ -1,11 +1,19 @@
 """Regular grids, the NYSE trading calendar and the gap policy.
 
 Every series lives on a *grid*: the timestamps it is expected to have. A
-pandas alias (``"h"``, ``"D"``, ``"B"``, ``"15min"``) gives a fixed grid in
-UTC; ``"XNYS"`` gives the New York Stock Exchange's trading sessions, each
-labelled 00:00 UTC of the session date (as the bundled and Stooq data are).
-On the trading grid a market holiday is simply not a grid point, so it never
+pandas alias (``"h"``, ``"D"``, ``"B"``, ``"15min"``) gives a regular grid;
+``"XNYS"`` gives the New York Stock Exchange's trading sessions. On the
+trading grid a market holiday is simply not a grid point, so it never
 becomes a missing value, a NaN target or a forecast timestamp.
+
+A grid lives in a time zone (default UTC). Days, weeks, months and sessions
+start at local midnight of that zone: the Kolkata day 2024-03-11 is the
+instant 2024-03-10T18:30Z, and a New York session after the spring DST change
+starts at 04:00Z instead of 05:00Z. Storage stays UTC; only the grid knows
+the zone. With the default zone a session is labelled 00:00 UTC of its date,
+as the bundled and Stooq data are. Fixed-step grids (hours, minutes) step in
+plain durations, anchored at the zone's whole units (a Kolkata hour starts
+at :30 UTC).
 
 The gap policy fills short runs of missing grid points by interpolation and
 leaves longer ones absent; ``gap_breaks`` then tells windowing where those
@@ -103,15 +111,36 @@ def offset_for(freq: str) -> DateOffset:
         ) from None
 
 
+@functools.cache
+def check_timezone(name: str) -> str:
+    """``name`` if it is an IANA zone pandas can use; else a ``ForecastingError`` naming it."""
+    import zoneinfo
+
+    try:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(name)
+        zoneinfo.ZoneInfo(name)
+        pd.Timestamp("2000-01-01", tz=name)
+    except Exception:  # noqa: BLE001 - ZoneInfo raises several types (ValueError, ZoneInfoNotFoundError, ...)
+        raise ForecastingError(f"{name!r} is not an IANA time zone") from None
+    return name
+
+
 @dataclass(frozen=True)
 class Grid:
-    """The timestamps a series is expected to have, all UTC."""
+    """The timestamps a series is expected to have: UTC instants of a grid that lives in ``timezone``."""
 
     freq: str
+    timezone: str = "UTC"
     offset: DateOffset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "offset", offset_for(self.freq))
+        object.__setattr__(self, "timezone", check_timezone(self.timezone or "UTC"))
+
+    @property
+    def is_utc(self) -> bool:
+        return self.timezone in ("UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z")
 
     @property
     def is_fixed(self) -> bool:
@@ -120,28 +149,43 @@ class Grid:
 
     def describe(self) -> str:
         """E.g. "'h' grid" or "XNYS trading calendar"."""
+        zone = "" if self.is_utc else f" in {self.timezone}"
         if self.freq in TRADING_CALENDARS:
-            return f"{self.freq} trading calendar"
-        return f"'{self.freq}' grid"
+            return f"{self.freq} trading calendar{zone}"
+        return f"'{self.freq}' grid{zone}"
 
     def points(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
         """Grid points in ``[start, end]`` (UTC, ns)."""
         start, end = _utc(start), _utc(end)
         if self.is_fixed:
-            first = start.ceil(self.offset)
+            anchor = self._anchor(start)
+            points = pd.date_range((start - anchor).ceil(self.offset) + anchor, end, freq=self.offset)
+        elif self.is_utc:
+            points = pd.date_range(start.normalize(), end, freq=self.offset)
         else:
-            first = start.normalize()
-        points = pd.date_range(first, end, freq=self.offset)
-        return points[points >= start].as_unit("ns")
+            # Local calendar steps on naive wall time, then back to instants: a
+            # midnight that DST skips starts the day at the first local hour.
+            first = start.tz_convert(self.timezone).tz_localize(None).normalize()
+            last = end.tz_convert(self.timezone).tz_localize(None)
+            wall = pd.date_range(first, last, freq=self.offset)
+            points = wall.tz_localize(self.timezone, ambiguous=np.zeros(len(wall), dtype=bool), nonexistent="shift_forward")
+            points = points.tz_convert("UTC")
+        points = points[(points >= start) & (points <= end)]
+        return pd.DatetimeIndex(points).as_unit("ns")
 
     def on_grid(self, stamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
         """``(n,)`` bool: which timestamps are grid points. NaT is off the grid."""
         index = pd.DatetimeIndex(stamps)
+        if index.tz is None:
+            index = index.tz_localize("UTC")
         ok = ~index.isna()
         if not ok.any():
             return np.zeros(len(index), dtype=bool)
         if self.is_fixed:
-            return np.asarray(ok & (index == index.floor(self.offset)))
+            if self.is_utc:
+                return np.asarray(ok & (index == index.floor(self.offset)))
+            wall = index.tz_convert(self.timezone).tz_localize(None)  # whole local units
+            return np.asarray(ok & (wall == wall.floor(self.offset)))
         valid = index[ok]
         expected = self.points(valid.min(), valid.max())
         return np.asarray(ok & index.isin(expected))
@@ -158,13 +202,28 @@ class Grid:
         if len(index) < 2:
             return np.zeros(0)
         if self.is_fixed:
-            return np.diff(index.asi8) / pd.Timedelta(self.offset).value
+            return np.diff(index.as_unit("ns").asi8) / pd.Timedelta(self.offset).value
         expected = self.points(index.min(), index.max())
         return np.diff(expected.searchsorted(index)).astype(np.float64)
 
     def shift(self, stamp: pd.Timestamp, steps: int) -> pd.Timestamp:
-        """``stamp`` moved by ``steps`` grid steps (negative goes back)."""
-        return _utc(stamp) + self.offset * steps
+        """``stamp`` moved by ``steps`` grid steps (negative goes back), stepping on the local calendar."""
+        if self.is_fixed or self.is_utc:
+            return _utc(stamp) + self.offset * steps
+        return (_utc(stamp).tz_convert(self.timezone) + self.offset * steps).tz_convert("UTC")
+
+    def local_dates(self, stamps: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
+        """Naive local wall times of UTC ``stamps``: the date a reader of this grid sees."""
+        index = pd.DatetimeIndex(stamps)
+        index = index.tz_localize("UTC") if index.tz is None else index
+        return index.tz_convert(self.timezone).tz_localize(None)
+
+    def _anchor(self, stamp: pd.Timestamp) -> pd.Timedelta:
+        """Offset of whole local units from whole UTC units (30 min in Kolkata, 0 in most zones)."""
+        if self.is_utc:
+            return pd.Timedelta(0)
+        utcoffset = stamp.tz_convert(self.timezone).utcoffset() or pd.Timedelta(0)
+        return pd.Timedelta(utcoffset) % pd.Timedelta(self.offset)
 
 
 @dataclass(frozen=True)
@@ -229,7 +288,7 @@ def regularize(series: pd.DataFrame, grid: Grid, policy: GapPolicy) -> tuple[pd.
     return out, GapReport(full[fill], open_gaps)
 
 
-def gap_breaks(panel, freq: str, *, max_missing: int = 0) -> np.ndarray:  # noqa: ANN001 - any SeriesPanel-like
+def gap_breaks(panel, freq: str, *, max_missing: int = 0, timezone: str = "UTC") -> np.ndarray:  # noqa: ANN001 - any SeriesPanel-like
     """``(n_points,)`` bool for ``build_index(..., breaks=...)``: True where a gap precedes the point.
 
     ``panel`` is a ``forecasting.windows.SeriesPanel`` (anything with
@@ -237,20 +296,21 @@ def gap_breaks(panel, freq: str, *, max_missing: int = 0) -> np.ndarray:  # noqa
     ``max_missing`` grid points of ``freq`` are absent between it and the
     previous point of its series. Stored data has had its short gaps filled
     by the gap policy, so the default 0 marks exactly the gaps it left open.
-    On ``"XNYS"`` a weekend or market holiday is not a gap.
+    On ``"XNYS"`` a weekend or market holiday is not a gap. ``timezone`` is
+    the zone the grid lives in (the model's ``data.calendar_timezone``).
     """
     stamps = np.asarray(panel.timestamps)
     breaks = np.zeros(stamps.shape[0], dtype=bool)
     if stamps.shape[0] < 2:
         return breaks
-    steps = Grid(freq).steps(stamps)  # (n_points - 1,) across series boundaries too
+    steps = Grid(freq, timezone).steps(stamps)  # (n_points - 1,) across series boundaries too
     breaks[1:] = steps > 1 + max_missing
     firsts = np.asarray(panel.offsets[:-1])
     breaks[firsts[firsts < stamps.shape[0]]] = False  # a series' first point follows nothing
     return breaks
 
 
-def next_points(origins: np.ndarray, freq: str, horizon: int) -> np.ndarray:
+def next_points(origins: np.ndarray, freq: str, horizon: int, *, timezone: str = "UTC") -> np.ndarray:
     """``(B,)`` origins (datetime64 UTC, or aware) -> ``(B, horizon)`` datetime64[ns] UTC: the grid points after each.
 
     The same as ``origin + offset_for(freq) * h`` for h = 1..horizon on
@@ -263,7 +323,7 @@ def next_points(origins: np.ndarray, freq: str, horizon: int) -> np.ndarray:
     start = start.as_unit("ns")
     if len(start) == 0:
         return np.empty((0, horizon), dtype="datetime64[ns]")
-    grid = Grid(freq)
+    grid = Grid(freq, timezone)
     ahead = np.arange(1, horizon + 1, dtype=np.int64)
     if grid.is_fixed:
         return (start.asi8[:, None] + pd.Timedelta(grid.offset).value * ahead).view("datetime64[ns]")
@@ -275,3 +335,49 @@ def next_points(origins: np.ndarray, freq: str, horizon: int) -> np.ndarray:
 def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
     stamp = pd.Timestamp(stamp)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def infer_freq(frame: pd.DataFrame, timezone: str = "UTC", *, what: str = "data") -> str:
+    """The grid of canonical ``frame`` (``series_id``, ``timestamp`` UTC) as read on ``timezone``'s calendar.
+
+    Taken from the longest series' typical step on local wall time, so a
+    daily series in Kolkata (18:30Z) is ``"D"``, weekday-only closes that skip
+    NYSE holidays are ``"XNYS"``, other weekday-only dates ``"B"``, first or
+    last days of months ``"MS"`` / ``"ME"``; sub-daily steps give ``"h"``,
+    ``"15min"``, ... Raises ``ForecastingError`` when fewer than three
+    timestamps or no regular step leave nothing to go on.
+    """
+    hint = "pass it, e.g. --freq D (or 'freq: D' in the ingest config)"
+    stamps = frame.dropna(subset=["timestamp"])
+    if stamps.empty:
+        raise ForecastingError(f"{what}: no readable timestamps to infer the frequency from; {hint}")
+    longest = stamps.groupby("series_id")["timestamp"].size().idxmax()
+    index = pd.DatetimeIndex(stamps.loc[stamps["series_id"] == longest, "timestamp"]).sort_values().unique()
+    local = index.tz_convert(timezone).tz_localize(None).as_unit("ns")
+    if len(local) < 3:
+        raise ForecastingError(f"{what}: {len(local)} timestamp(s) are too few to infer the frequency; {hint}")
+    if (local == local.normalize()).all():
+        days = np.diff(local.asi8) / pd.Timedelta(days=1).value
+        step = float(np.median(days))
+        if step <= 1.5:
+            if (local.day_of_week >= 5).any():
+                return "D"
+            sessions = Grid("XNYS").points(_utc(local[0]), _utc(local[-1])).tz_localize(None)
+            skipped = nyse_closures()[(nyse_closures() >= local[0]) & (nyse_closures() <= local[-1])]
+            if local.isin(sessions).all() and len(skipped) and not local.isin(skipped).any():
+                return "XNYS"
+            return "B"
+        if 6 <= step <= 8:
+            return f"W-{local[0].day_name()[:3].upper()}"
+        kinds = ((27, 32, "M"), (88, 93, "Q"), (364, 367, "Y"))
+        for low, high, unit in kinds:
+            if low <= step <= high:
+                if (local.day == 1).all():
+                    return f"{unit}S"
+                if local.is_month_end.all():
+                    return f"{unit}E"
+        raise ForecastingError(f"{what}: dates about {step:g} days apart fit no known calendar; {hint}")
+    step = pd.Timedelta(int(np.median(np.diff(local.asi8))), unit="ns")
+    if step <= pd.Timedelta(0):
+        raise ForecastingError(f"{what}: cannot infer the frequency; {hint}")
+    return pd.tseries.frequencies.to_offset(step).freqstr

@@ -237,6 +237,7 @@ def drift(
     now: pd.Timestamp,
     freq: str,
     settings: MonitorSettings,
+    timezone: str = "UTC",
 ) -> tuple[pd.DataFrame, list[str]]:
     """Level and scale of each series' last ``recent_days`` against a reference from training, and the missing share.
 
@@ -250,7 +251,13 @@ def drift(
     """
     rows, reasons = [], []
     start = now - pd.Timedelta(days=int(recent_days))
-    expected = len(pd.date_range(start, now, freq=freq, inclusive="right"))
+    # Grid points, not pd.date_range: a trading calendar (XNYS) is no pandas alias, and local days
+    # (``timezone``, the model's data.calendar_timezone) start at local midnight.
+    from forecasting.data.calendar import Grid
+
+    grid = Grid(freq, timezone)
+    points = grid.points(pd.Timestamp(start), pd.Timestamp(now))
+    expected = int((points > pd.Timestamp(start)).sum())
     for sid, series in history.groupby("series_id", sort=True):
         series = series[series["target"].notna()]
         recent = series[(series["timestamp"] > start) & (series["timestamp"] <= now)]["target"]
@@ -290,6 +297,7 @@ def evaluate(
     now: pd.Timestamp | None = None,
     training_window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
     freq: str | None = None,
+    timezone: str = "UTC",
 ) -> MonitorReport:
     """Score, summarise, judge and (given the training window and freq) check drift, in one call.
 
@@ -308,7 +316,7 @@ def evaluate(
     if training_window is not None and freq is not None and len(actuals):
         drift_table, reasons = drift(
             actuals, train_start=training_window[0], train_end=training_window[1],
-            recent_days=max(settings.windows_days), now=drift_now, freq=freq, settings=settings,
+            recent_days=max(settings.windows_days), now=drift_now, freq=freq, settings=settings, timezone=timezone,
         )
         alerts += reasons
     return MonitorReport(scored=scored, versions=versions, detail=detail, drift=drift_table, alerts=alerts,

@@ -206,23 +206,37 @@ def first_observed_rows(panel: SeriesPanel, observed: np.ndarray) -> np.ndarray:
     return first
 
 
-def horizon_timestamps(origins: np.ndarray, freq: str, horizon: int) -> np.ndarray:
-    """``(B,)`` origin datetime64 -> ``(B, horizon)`` datetime64[ns]: the next grid steps of ``freq``."""
+def horizon_timestamps(origins: np.ndarray, freq: str, horizon: int, *, timezone: str = "UTC") -> np.ndarray:
+    """``(B,)`` origin datetime64 (UTC) -> ``(B, horizon)`` datetime64[ns] UTC: the next grid steps of ``freq``.
+
+    Calendar steps (days, business days, sessions, months) are taken on the
+    local calendar of ``timezone``: from the Kolkata day 2024-03-10
+    (18:30Z the day before) the next day is 2024-03-11 local, and a New York
+    day after the DST change starts an hour earlier in UTC.
+    """
     from pandas.tseries.offsets import Tick
 
     from forecasting.data.calendar import offset_for
 
     offset = offset_for(freq)
     origins = np.asarray(origins, dtype="datetime64[ns]")
-    if isinstance(offset, Tick):  # fixed steps (hours, days): plain arithmetic
+    if isinstance(offset, Tick):  # fixed steps (hours, minutes): plain arithmetic
         step = pd.Timedelta(offset).to_timedelta64()
         return origins[:, None] + step * np.arange(1, horizon + 1)
     # Calendar steps (business days, trading sessions): one date_range per distinct origin.
     unique, inverse = np.unique(origins, return_inverse=True)
     table = np.empty((len(unique), horizon), dtype="datetime64[ns]")
+    local = timezone not in ("UTC", "Etc/UTC", "GMT")
     for k, origin in enumerate(unique):
-        first = pd.Timestamp(origin) + offset  # the next grid step, even from an off-grid origin
-        table[k] = pd.date_range(first, periods=horizon, freq=offset).to_numpy(dtype="datetime64[ns]")
+        start = pd.Timestamp(origin)
+        if local:  # step on local wall time, then back to UTC instants
+            start = start.tz_localize("UTC").tz_convert(timezone).tz_localize(None)
+        first = start + offset  # the next grid step, even from an off-grid origin
+        steps = pd.date_range(first, periods=horizon, freq=offset)
+        if local:
+            steps = steps.tz_localize(timezone, ambiguous=np.zeros(horizon, dtype=bool), nonexistent="shift_forward")
+            steps = steps.tz_convert("UTC").tz_localize(None)
+        table[k] = steps.to_numpy(dtype="datetime64[ns]")
     return table[inverse.reshape(-1)]
 
 
@@ -264,7 +278,7 @@ def future_block(
     outside = np.flatnonzero(~inside)
     if outside.size:
         origins = panel.timestamps[first_target[outside] - 1]
-        stamps = horizon_timestamps(origins, freq, horizon)  # (B_out, H)
+        stamps = horizon_timestamps(origins, freq, horizon, timezone=layout.timezone)  # (B_out, H)
         n_user = len(layout.future_covariates)
         if layout.calendar:
             calendar = calendar_features(stamps.reshape(-1), layout.calendar, timezone=layout.timezone)

@@ -148,7 +148,7 @@ def _window_indexes(
     With padding, windows keep at least ``min_length`` observed lookback points
     and only observed targets; a series left with no training window is an error.
     """
-    breaks = gap_breaks(panel, config.data.freq)
+    breaks = gap_breaks(panel, config.data.freq, timezone=config.data.calendar_timezone)
     out = {
         "train": build_index(panel, spec, bounds, "train", max_windows_per_series=config.window.max_windows_per_series, breaks=breaks),
         "val": build_index(panel, spec, bounds, "val", stride=1, breaks=breaks),

@@ -35,7 +35,8 @@ def test_a_mapped_single_series_csv_with_naive_dates_in_a_zone(tmp_path) -> None
     assert batch.request == {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
 
 
-def test_each_series_is_cut_at_its_own_since(tmp_path) -> None:
+def test_a_file_hands_on_every_row_whatever_is_stored(tmp_path) -> None:
+    # Files have no 'since' cut (issue 19 row 16): older rows backfill, the upsert counts the unchanged ones.
     frame = pd.DataFrame(
         {
             "series_id": ["a", "a", "a", "b", "b"],
@@ -46,7 +47,7 @@ def test_each_series_is_cut_at_its_own_since(tmp_path) -> None:
     path = tmp_path / "obs.parquet"
     frame.to_parquet(path)
     batch = _fetch(FileSource(str(path)), {"a": pd.Timestamp("2024-01-02", tz="UTC")})
-    assert batch.frame.groupby("series_id")["target"].apply(list).to_dict() == {"a": [2.0, 3.0], "b": [4.0, 5.0]}
+    assert batch.frame.groupby("series_id")["target"].apply(list).to_dict() == {"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0]}
 
 
 def test_offsets_in_timestamps_are_respected_and_naive_ones_need_a_zone(tmp_path) -> None:

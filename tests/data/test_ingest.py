@@ -114,7 +114,12 @@ def test_bad_rows_are_quarantined_with_reasons_while_good_rows_land(replay, stor
     assert json.loads(quarantined["record"].iloc[0])["relative_humidity_2m"] == 130.0
     stored = store.read("weather_test")
     assert len(stored) == 20 and stored["relative_humidity_2m"].between(0, 100).all()
-    assert len(report.problems) == 4 and all(p.startswith("series 'weather/berlin': 1 row(s)") for p in report.problems)
+    rows, gaps = report.problems[:4], report.problems[4:]
+    assert all(p.startswith("series 'weather/berlin': 1 row(s)") for p in rows)
+    assert gaps == [
+        "series 'weather/berlin': 4 open gap(s) longer than gaps.max_fill 0, left absent: "
+        "2024-01-01 05:00 (1 missing), 2024-01-01 07:00 (1 missing), 2024-01-01 10:00 (1 missing), 2024-01-01 12:00 (1 missing)"
+    ]
     assert "relative_humidity_2m" in summary_markdown([report])
 
     before = snapshot(store.root)

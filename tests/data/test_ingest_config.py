@@ -27,7 +27,8 @@ def test_config_loads_and_builds_its_source_without_network(path: Path) -> None:
 
 
 def test_shipped_configs_use_the_right_grids() -> None:
-    weather, stocks = (load_ingest_config(p) for p in sorted(CONFIGS, key=lambda p: p.name != "weather.yaml")[:2])
+    by_name = {p.name: p for p in CONFIGS}
+    weather, stocks = (load_ingest_config(by_name[name]) for name in ("weather.yaml", "stocks.yaml"))
     assert isinstance(weather.build_source(), OpenMeteoSource) and weather.freq == "h" and weather.gaps.max_fill > 0
     assert isinstance(stocks.build_source(), StooqSource) and stocks.freq == "XNYS" and stocks.gaps.max_fill == 0
 
@@ -67,3 +68,28 @@ def test_bundled_configs_carry_grid_gap_policy_and_ranges() -> None:
     stocks, temps = bundled_config("stocks"), bundled_config("seattle_temps")
     assert stocks.freq == "XNYS" and stocks.gaps.max_fill == 0 and stocks.ranges["volume"].ge == 0
     assert temps.freq == "h" and temps.gaps.max_fill == 3
+
+
+def test_the_example_files_config_reads_the_shipped_csv_on_local_days() -> None:
+    from forecasting.config.model import load_config
+
+    repo = Path(__file__).resolve().parents[2]
+    config = load_ingest_config(repo / "configs" / "ingest" / "example-files.yaml")
+    model = load_config(repo / "configs" / "example-files.yaml")
+    assert (config.dataset, config.freq) == (model.data.dataset, model.data.freq)
+    assert config.timezone == model.data.calendar_timezone == "America/Los_Angeles"
+    assert (repo / config.path).is_file() and (repo / config.path).stat().st_size < 100_000
+    assert config.grid().describe() == "'D' grid in America/Los_Angeles"
+
+
+def test_referential_settings_are_checked_with_the_config(tmp_path) -> None:
+    base = {"source": "files", "path": "x.csv", "dataset": "d", "freq": "D"}
+    with pytest.raises(ConfigError, match=r"timezone: 'Mars/Olympus_Mons' is not an IANA time zone"):
+        parse_ingest_config({**base, "timezone": "Mars/Olympus_Mons"})
+    with pytest.raises(ConfigError, match=r"is a directory"):
+        load_ingest_config(tmp_path)
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match=r"is not a text \(UTF-8\) YAML file"):
+        load_ingest_config(tmp_path / "bin.yaml")
+    with pytest.raises(ConfigError, match=r"duplicates"):
+        parse_ingest_config({**base, "duplicates": "average"})
