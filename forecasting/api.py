@@ -238,11 +238,13 @@ class Forecaster:
         from forecasting.registry import models as registry
 
         registry.configure(tracking_uri or settings.mlflow_tracking_uri)
+        registry.recover(name)  # what a killed training left half-made is cleaned up, never loaded
         if version is None:
             model_ref = registry.resolve(name, alias)
         else:
             registry.ensure_version(name, version)
             model_ref = registry.ModelRef(name, version, run_id="")
+        registry.require_complete(name, model_ref.version)
         return cls._of(registry.load_trained(name, model_ref.version), model_ref)
 
     def _require(self) -> TrainedForecaster:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import platform
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +19,7 @@ import pandas as pd
 import torch
 
 from forecasting.config.model import ForecasterConfig
+from forecasting.errors import ForecastingError
 from forecasting.evaluation.validation import WindowForecasts, score_windows, statistical_comparison, window_forecasts
 from forecasting.hardware import cpu_has_native_bf16
 from forecasting.inference import ModelInputs
@@ -176,7 +179,10 @@ def fit(
         batch_size=t.batch_size, seed=t.seed, pin_memory=uses_cuda(config),
     )
     history = LossHistory()
-    with tempfile.TemporaryDirectory(dir=checkpoint_dir) as ckpt_dir:
+    if checkpoint_dir is not None:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        remove_orphaned_checkpoints(checkpoint_dir)
+    with tempfile.TemporaryDirectory(dir=checkpoint_dir, prefix=_checkpoint_prefix()) as ckpt_dir:
         checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode="min", save_top_k=1, filename="best")
         trainer = pl.Trainer(
             max_epochs=t.max_epochs,
@@ -197,7 +203,7 @@ def fit(
         trainer.fit(module, datamodule=data)
         seconds = time.perf_counter() - started
         if checkpoint.best_model_path:
-            best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+            best = load_checkpoint(checkpoint.best_model_path)
             state = {k.removeprefix("net."): v for k, v in best["state_dict"].items() if k.startswith("net.")}
             net.load_state_dict(state)
     net = net.cpu().eval()
@@ -227,6 +233,50 @@ def fit(
     best = float(best_score) if best_score is not None else float("nan")
     trained.metrics = _held_out_metrics(trained, prepared, validation, test, best=best, monitor=monitor)
     return FitResult(trained, validation, test, panel.series_ids, split_summary=summary)
+
+
+def _checkpoint_prefix(pid: int | None = None) -> str:
+    """``fit-HOST-PID-``: whose checkpoints a folder holds, so a later fit on the same host can tell orphans."""
+    return f"fit-{socket.gethostname()}-{os.getpid() if pid is None else pid}-"
+
+
+def remove_orphaned_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
+    """Delete the checkpoint folders that fits killed on this host left behind (their process is gone).
+
+    Folders of other hosts (a shared volume) and of live processes are left alone.
+    """
+    import re
+    import shutil
+
+    pattern = re.compile(rf"^fit-{re.escape(socket.gethostname())}-(\d+)-")
+    removed = []
+    for path in Path(checkpoint_dir).glob("fit-*"):
+        match = pattern.match(path.name)
+        if match is None or not path.is_dir():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except (PermissionError, OverflowError):
+            pass
+    return removed
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint read with ``weights_only=True``: tensors and plain types only, never objects.
+
+    Everything resuming needs (weights, optimizer and loop state, epoch, callback scores) is tensors,
+    numbers, strings and containers of them, so nothing in a checkpoint file can run code when read. A
+    file holding anything else (a swapped or foreign checkpoint) is one clear error naming it.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ForecastingError(
+            f"checkpoint {path} holds more than tensors and plain values and is not loaded: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def _held_out(

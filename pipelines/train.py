@@ -3,8 +3,10 @@
 A winner beats every baseline of ``promotion.must_beat`` on the same origins (the first version of a name too:
 a name whose versions all lose has no champion) and then the champion by ``promotion.margin``.
 
-Retries sit on the I/O tasks only: reading the store and registering in MLflow (a retry after a
-half-done registration leaves an extra version without aliases; the retried one becomes the challenger).
+Retries sit on the I/O tasks only: reading the store and registering in MLflow (registration is all or
+nothing: a failure half-way deletes its version before the retry, and what a killed process left, a torn
+version and a RUNNING run, is repaired by the next registration: ``registry.recover``). A model whose
+validation scores are not finite is refused before anything is written, and not retried.
 Training is not retried (the same data and seed fail the same way), nor is the promotion: its
 read-decide-write is not idempotent (a retry after the champion moved would judge the version
 against itself and record it as rejected). A run is named ``train-NAME@DATA_END``.

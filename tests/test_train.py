@@ -343,3 +343,65 @@ def test_extra_callbacks_see_every_training_batch(tmp_path):
     batches_per_epoch = -(-result.forecaster.meta["windows"]["train"] // config.training.batch_size)
     assert counter.epochs == 2
     assert counter.batches == 2 * batches_per_epoch
+
+
+class _Payload:
+    """Unpickling this would write a marker file: what a swapped checkpoint could do with weights_only=False."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.write_text, (self.marker, "ran"))
+
+
+def test_checkpoints_are_read_weights_only(tmp_path, monkeypatch):
+    """Issue 19, row 12: fit reads its best checkpoint with weights_only=True; a checkpoint holding an
+    object is refused with an error naming the file, and its payload never runs."""
+    import forecasting.train as train_module
+    from forecasting.train import load_checkpoint
+
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    config = parse_config(tiny_config_dict(training={"max_epochs": 1}))
+    result = fit(config, synthetic_frame(n_series=1, length=200), checkpoint_dir=tmp_path)
+    assert calls == [True] and result.forecaster.state_dict
+    monkeypatch.setattr(torch, "load", real_load)
+
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 3, "loops": {"fit": {"n": 1}}}, good)
+    assert load_checkpoint(good)["epoch"] == 3
+    marker = tmp_path / "payload-ran"
+    bad = tmp_path / "swapped.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": _Payload(marker)}, bad)
+    with pytest.raises(ForecastingError, match=rf"checkpoint {bad} holds more than tensors and plain values"):
+        train_module.load_checkpoint(bad)
+    assert not marker.exists()
+
+
+def test_checkpoint_folders_of_killed_fits_are_removed_by_the_next(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from forecasting.train import remove_orphaned_checkpoints
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    host = socket.gethostname()
+    orphan = tmp_path / f"fit-{host}-{dead_pid}-abc"
+    live = tmp_path / f"fit-{host}-{__import__('os').getpid()}-def"
+    other_host = tmp_path / f"fit-elsewhere-{dead_pid}-ghi"
+    for path in (orphan, live, other_host):
+        path.mkdir()
+        (path / "best.ckpt").write_bytes(b"x")
+    assert remove_orphaned_checkpoints(tmp_path) == [orphan]
+    assert not orphan.exists() and live.exists() and other_host.exists()

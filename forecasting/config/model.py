@@ -52,7 +52,7 @@ class DataConfig(_Strict):
         "trading_day (NYSE session) flags. They need no input at prediction time.",
     )
     calendar_timezone: str = Field(
-        "UTC", description="IANA zone the calendar features are computed in, e.g. 'America/Los_Angeles'."
+        "UTC", description="IANA zone the data was recorded in: daily and coarser grids (days, NYSE sessions) start at its local midnight, calendar features are computed in it, and forecasts carry the local date. E.g. 'America/Los_Angeles'."
     )
     target_transform: TargetTransform = Field(
         "none",
@@ -281,6 +281,20 @@ class PromotionConfig(_Strict):
     )
 
 
+class LimitsConfig(_Strict):
+    """Sizes no config may exceed unless it raises these limits: a typo of a few zeros
+    (``lookback: 100000000``, ``hidden_size: 1000000000``) is refused at load, not an out-of-memory
+    crash hours into a training. Raise a limit in the config when a size is meant."""
+
+    max_lookback: int = Field(100_000, ge=1, description="Largest window.lookback (11 years of hourly points).")
+    max_horizon: int = Field(100_000, ge=1, description="Largest window.horizon.")
+    max_parameters: int = Field(
+        100_000_000, ge=1,
+        description="Largest recurrent network, in parameters (400 MB of float32 weights, 1.6 GB with Adam's "
+        "state and gradients), as estimated from model.cell, hidden_size, num_layers and bidirectional.",
+    )
+
+
 class ForecasterConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Registered model name in MLflow.")
     description: str = ""
@@ -292,13 +306,14 @@ class ForecasterConfig(_Strict):
     inference: InferenceConfig = InferenceConfig()
     baseline: BaselineConfig = BaselineConfig()
     promotion: PromotionConfig = PromotionConfig()
+    limits: LimitsConfig = LimitsConfig()
     backtest: BacktestConfig | None = Field(
         None, description="Backtest settings (forecasting.config.backtest.BacktestConfig); ignored by training."
     )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ForecasterConfig:
-        problems = _data_problems(self.data) + _model_problems(self.model, self.data)
+        problems = _data_problems(self.data) + _model_problems(self.model, self.data) + _limit_problems(self)
         if self.baseline.season_length > self.window.lookback:
             problems.append(
                 f"baseline.season_length: {self.baseline.season_length} exceeds window.lookback "
@@ -434,6 +449,42 @@ def _model_problems(model: ModelConfig, data: DataConfig) -> list[str]:
     return problems
 
 
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def recurrent_parameters(config: ForecasterConfig) -> int:
+    """Parameters of the recurrent encoder alone (a lower bound of the network's): gates x directions x layers
+    x (hidden x (inputs + hidden) + 2 biases x hidden)."""
+    m, d = config.model, config.data
+    directions = 2 if m.bidirectional else 1
+    inputs = 2 + len(d.covariates) + len(d.future_covariates) + len(d.calendar)  # target, mask and the columns
+    total = 0
+    for layer in range(m.num_layers):
+        n_in = inputs if layer == 0 else m.hidden_size * directions
+        total += _GATES.get(m.cell, 4) * directions * (m.hidden_size * (n_in + m.hidden_size) + 2 * m.hidden_size)
+    return total
+
+
+def _limit_problems(config: ForecasterConfig) -> list[str]:
+    """Sizes that cannot fit memory, each naming the field, the value and the limit that allows it."""
+    limits, problems = config.limits, []
+    if config.window.lookback > limits.max_lookback:
+        problems.append(f"window.lookback: {config.window.lookback} is over limits.max_lookback "
+                        f"{limits.max_lookback}; raise limits.max_lookback if you mean it")
+    if config.window.horizon > limits.max_horizon:
+        problems.append(f"window.horizon: {config.window.horizon} is over limits.max_horizon "
+                        f"{limits.max_horizon}; raise limits.max_horizon if you mean it")
+    parameters = recurrent_parameters(config)
+    if parameters > limits.max_parameters:
+        m = config.model
+        problems.append(
+            f"model.hidden_size: {m.hidden_size} x num_layers {m.num_layers} makes a {m.cell} network of at least "
+            f"{parameters:.3g} parameters ({parameters * 4 / 1e9:.3g} GB of float32 weights), over "
+            f"limits.max_parameters {limits.max_parameters}; raise limits.max_parameters if you mean it"
+        )
+    return problems
+
+
 def _at_least_a_day(offset) -> bool:  # noqa: ANN001 - a pandas DateOffset
     try:
         return pd.Timedelta(offset) >= pd.Timedelta(days=1)
@@ -471,12 +522,27 @@ def config_error(what: str, problems: list[str]) -> ConfigError:
 def read_yaml(path: str | Path, *, what: str = "config") -> dict[str, Any]:
     """A YAML file's top-level mapping, or one ConfigError saying why there is none."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} file {path} is a directory, not a YAML file")
     if not path.is_file():
         raise ConfigError(f"{what} file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what} file {path} cannot be read: {exc.strerror or exc}") from None
+    if b"\x00" in data[:8192]:
+        raise ConfigError(f"{what} file {path} is a binary file, not YAML text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} file {path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                          "is it a binary file?") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} {path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path}: not valid YAML: nested too deeply") from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{what} {path}: expected a mapping at the top level, got {type(raw).__name__}")

@@ -2,8 +2,10 @@
 
 Logs a training run (resolved config as params, per-epoch losses, validation
 metrics next to the baseline's, plots, config and scaler), stores the model as
-a pyfunc that maps a history frame to a forecast frame, registers it, moves
-aliases, and loads it back by ``models:/NAME@ALIAS``.
+a pyfunc that maps a history frame to a forecast frame (logged as code, see
+``pyfunc_model.py``: nothing is pickled), registers it, moves aliases, and loads
+it back by ``models:/NAME@ALIAS`` from its data files alone. Registration is all
+or nothing; ``recover`` cleans up after a killed process.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 from forecasting.config.model import config_to_yaml
 from forecasting.errors import ForecastingError
 from forecasting.model.forecaster import TrainedForecaster
+from forecasting.registry.serving import ForecasterModel, select_quantiles
+
+_select_quantiles = select_quantiles  # the name tests and older callers import
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # forecasting/, shipped beside every pyfunc
 MODEL_ARTIFACT = "model"
@@ -47,7 +52,16 @@ class ModelRef:
 
 
 def configure(tracking_uri: str) -> None:
-    """Point the client at a tracking store (the registry shares it)."""
+    """Point the client at a tracking store (the registry shares it); refuse pickled models from then on.
+
+    Versions are logged as code with plain-file weights, so no model of ours needs unpickling; with
+    ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` off, a ``python_model.pkl`` swapped into the artifact store is
+    refused by ``mlflow.pyfunc.load_model`` instead of run (set it to ``true`` to load older, pickled versions
+    that way; ``load`` reads them from their data files regardless).
+    """
+    import os
+
+    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
 
@@ -76,54 +90,59 @@ def serving_requirements() -> list[str]:
     return pins
 
 
-class ForecasterModel(mlflow.pyfunc.PythonModel):
-    """pyfunc: history frame in, forecast frame (DESIGN.md contract) out."""
-
-    def load_context(self, context: Any) -> None:  # noqa: D102 - MLflow hook
-        from forecasting.model.forecaster import TrainedForecaster
-
-        self.trained = TrainedForecaster.load(context.artifacts["forecaster"])
-        config = context.model_config or {}
-        self.model_name = config.get("model_name", self.trained.config.name)
-        self.model_version = str(config.get("model_version", ""))
-        self.run_id = config.get("run_id", "")
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Forecast every series in ``model_input``; ``params={'horizon': h}`` shortens the horizon.
-
-        Rows with an empty ``target`` are the horizon's known-future covariates
-        (models with ``data.future_covariates``), not history.
-        """
-        from forecasting.predict import forecast
-
-        horizon = (params or {}).get("horizon")
-        if not pd.api.types.is_datetime64_any_dtype(model_input["timestamp"]):
-            # JSON requests carry timestamps as ISO strings; naive ones are taken as UTC.
-            model_input = model_input.assign(timestamp=pd.to_datetime(model_input["timestamp"], utc=True))
-        future = None
-        if "target" in model_input and model_input["target"].isna().any():
-            future = model_input[model_input["target"].isna()]
-            model_input = model_input[model_input["target"].notna()]
-        out = forecast(self.trained, model_input, horizon=horizon, future=future)
-        out = _select_quantiles(out, (params or {}).get("quantiles"), self.trained.config.name)
-        out["model_name"] = self.model_name
-        out["model_version"] = self.model_version
-        out["run_id"] = self.run_id
-        return out
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")  # the model MLflow logs as code, not as a pickle
+DECISION = "promotion.decision"
+"""The tag that completes a version: set by the promotion (or by a direct registration as champion).
+A version without it was never completed and is never served (``require_complete``)."""
+OWNER_TAGS = ("owner.host", "owner.pid", "owner.pid_started")
+"""Run tags naming the process that logged the run: ``recover`` tells a killed one from a live one."""
+STALE_AFTER_SECONDS = 24 * 3600.0
+"""A run of another machine's process (whose liveness this one cannot see) counts as dead after this long."""
 
 
-def _select_quantiles(out: pd.DataFrame, wanted: Any, name: str) -> pd.DataFrame:
-    """Keep only the requested quantile columns; the model can return only levels it was trained for."""
-    if wanted is None or len(wanted) == 0:
-        return out
-    trained = [c for c in out.columns if c.startswith("q")]
-    columns = [f"q{float(level):g}" for level in wanted]
-    missing = [c for c in columns if c not in trained]
-    if missing:
-        raise ForecastingError(
-            f"model '{name}' has no quantile(s) {[c[1:] for c in missing]}; it was trained for {[c[1:] for c in trained] or 'none'}"
+class NonFiniteModelError(ForecastingError):
+    """Training produced NaN or infinite validation scores or weights: the model is never registered."""
+
+
+def check_finite(trained: TrainedForecaster) -> None:
+    """One clear error when the model's validation scores or weights are not finite numbers.
+
+    Values around 1e300 overflow the scaler and the loss: such a model "trains" to NaN, and as the first
+    version of its name it would otherwise have become the champion.
+    """
+    import math
+
+    import torch
+
+    metrics = trained.metrics
+    keys = [k for k in ("val_mae", "val_rmse") if k in metrics]
+    if not keys and not trained.is_ensemble:  # no validation part: the training loss is all there is
+        keys = [k for k in ("best_val_loss", "best_train_loss") if k in metrics]
+    bad = [f"{k}={metrics[k]}" for k in keys if not math.isfinite(float(metrics[k]))]
+    for i, net in enumerate([trained, *trained.members]):
+        for key, tensor in net.state_dict.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                bad.append(f"weights {'' if i == 0 else f'of member {i - 1} '}{key} hold NaN or infinity")
+                break
+    if bad:
+        raise NonFiniteModelError(
+            f"model '{trained.config.name}' is not registered: training did not produce finite numbers "
+            f"({'; '.join(bad)}); check the data for extreme values (around 1e300?) or lower training.learning_rate"
         )
-    return out.drop(columns=[c for c in trained if c not in columns])
+
+
+def fault_point(name: str) -> None:
+    """A pause for fault-injection tests: with ``FORECASTING_FAULT_PAUSE=name`` the process writes its pid to
+    ``FORECASTING_FAULT_PAUSE_FILE`` and sleeps until killed, so a test can kill -9 it at exactly this point."""
+    import os
+    import time
+
+    if os.environ.get("FORECASTING_FAULT_PAUSE") != name:
+        return
+    marker = os.environ.get("FORECASTING_FAULT_PAUSE_FILE")
+    if marker:
+        Path(marker).write_text(str(os.getpid()))
+    time.sleep(3600)
 
 
 def log_and_register(
@@ -135,55 +154,187 @@ def log_and_register(
     experiment: str | None = None,
     aliases: tuple[str, ...] = (CHAMPION,),
 ) -> ModelRef:
-    """Log one training run, register its model as a new version and point ``aliases`` at it."""
-    config = trained.config
-    experiment_id = ensure_experiment(experiment or config.name, artifacts_dir)
-    tags = _tags(trained)  # asks git for the commit: once, for both the run and the version
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.name}") as run:
-        run_id = run.info.run_id
-        mlflow.log_params({k: "" if v is None else v for k, v in config.flat().items()})
-        for epoch in trained.history:
-            step = int(epoch["epoch"])
-            mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=step)
-        mlflow.log_metrics(trained.metrics)
-        mlflow.log_metric("train_seconds", trained.meta.get("train_seconds", 0.0))
-        mlflow.set_tags(tags)
-        mlflow.log_text(config_to_yaml(config), "config.yaml")
-        mlflow.log_dict(trained.scaler.to_dict(), "scaler.json")
-        mlflow.log_dict(trained.meta, "lineage.json")
-        for name, path in (plots or {}).items():
-            mlflow.log_artifact(str(path), artifact_path="plots")
+    """Log one training run, register its model as a new version and point ``aliases`` at it.
 
-        with tempfile.TemporaryDirectory() as tmp:
-            saved = trained.save(Path(tmp) / "forecaster")
-            example = history_example.reset_index(drop=True)
-            example_model = ForecasterModel()
-            example_model.trained = trained
-            example_model.model_name, example_model.model_version, example_model.run_id = config.name, "", run_id
-            output = example_model.predict(None, example)
-            signature = _signature(example, output, horizon=config.window.horizon, quantiles=list(config.model.quantiles))
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT,
-                python_model=ForecasterModel(),
-                artifacts={"forecaster": str(saved)},
-                code_paths=[str(PACKAGE_DIR)],
-                pip_requirements=serving_requirements(),
-                signature=signature,
-                input_example=example,
-                # Every key a loader may override must exist at log time; `load` fills the version.
-                model_config={"model_name": config.name, "model_version": "", "run_id": run_id},
-                registered_model_name=config.name,
-            )
-    version = str(info.registered_model_version)
+    All or nothing: a model whose scores or weights are not finite is refused before anything is written;
+    an error after the version exists deletes it again (the run ends FAILED); a process killed half-way
+    leaves a version without its decision tag, which is never served and which the next command touching
+    the model deletes (``recover``), marking the run FAILED. Registering straight to ``champion`` records
+    that as the version's decision.
+    """
+    config = trained.config
+    check_finite(trained)
+    experiment_id = ensure_experiment(experiment or config.name, artifacts_dir)
+    recover(config.name)
+    tags = _tags(trained)  # asks git for the commit: once, for both the run and the version
     client = MlflowClient()
-    client.update_model_version(config.name, version, description=_description(trained))
-    for key, value in tags.items():
-        client.set_model_version_tag(config.name, version, key, value)
-    for alias in aliases:
-        client.set_registered_model_alias(config.name, alias, version)
-    if CHAMPION in aliases:
-        client.update_registered_model(config.name, description=_model_card(trained, version))
+    version = ""
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.name}") as run:
+            run_id = run.info.run_id
+            mlflow.set_tags(owner_tags())
+            mlflow.log_params({k: "" if v is None else v for k, v in config.flat().items()})
+            for epoch in trained.history:
+                step = int(epoch["epoch"])
+                mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=step)
+            mlflow.log_metrics(trained.metrics)
+            mlflow.log_metric("train_seconds", trained.meta.get("train_seconds", 0.0))
+            mlflow.set_tags(tags)
+            mlflow.log_text(config_to_yaml(config), "config.yaml")
+            mlflow.log_dict(trained.scaler.to_dict(), "scaler.json")
+            mlflow.log_dict(trained.meta, "lineage.json")
+            for name, path in (plots or {}).items():
+                mlflow.log_artifact(str(path), artifact_path="plots")
+
+            with tempfile.TemporaryDirectory() as tmp:
+                saved = trained.save(Path(tmp) / "forecaster")
+                example = history_example.reset_index(drop=True)
+                example_model = ForecasterModel()
+                example_model.trained = trained
+                example_model.model_name, example_model.model_version, example_model.run_id = config.name, "", run_id
+                output = example_model.predict(None, example)
+                signature = _signature(example, output, horizon=config.window.horizon, quantiles=list(config.model.quantiles))
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_ARTIFACT,
+                    python_model=str(PYFUNC_FILE),  # models from code: no python_model.pkl to unpickle
+                    artifacts={"forecaster": str(saved)},
+                    code_paths=[str(PACKAGE_DIR)],
+                    pip_requirements=serving_requirements(),
+                    signature=signature,
+                    input_example=example,
+                    # Every key a loader may override must exist at log time; `load` fills the version.
+                    model_config={"model_name": config.name, "model_version": "", "run_id": run_id},
+                    registered_model_name=config.name,
+                )
+            version = str(info.registered_model_version)
+            fault_point("registration")
+            client.update_model_version(config.name, version, description=_description(trained))
+            record = dict(tags)
+            if CHAMPION in aliases:
+                record |= {DECISION: "registered as champion",
+                           "promotion.reason": "registered straight to champion, without the promotion gate"}
+            for key, value in record.items():
+                client.set_model_version_tag(config.name, version, key, value)
+            for alias in aliases:  # last: a version is reachable by alias only once it is whole
+                client.set_registered_model_alias(config.name, alias, version)
+            if CHAMPION in aliases:
+                client.update_registered_model(config.name, description=_model_card(trained, version))
+    except BaseException:
+        if version:
+            _discard(config.name, version)
+        raise
     return ModelRef(config.name, version, run_id)
+
+
+def _discard(name: str, version: str) -> None:
+    """Delete a version whose registration failed half-way (best effort: the next ``recover`` retries)."""
+    try:
+        MlflowClient().delete_model_version(name, version)
+    except MlflowException:
+        pass
+
+
+def owner_tags() -> dict[str, str]:
+    """This process, as run tags: host, pid and the pid's start time (pids are reused)."""
+    import os
+    import socket
+
+    return {"owner.host": socket.gethostname(), "owner.pid": str(os.getpid()), "owner.pid_started": _started(os.getpid())}
+
+
+def _started(pid: int) -> str:
+    """The start time of process ``pid`` in clock ticks since boot; "" when there is no such process."""
+    import os
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        if Path("/proc/self/stat").exists():
+            return ""
+        try:  # no /proc (macOS): existence only
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return ""
+        except PermissionError:
+            pass
+        return "alive"
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19] if len(fields) > 19 else "alive"
+
+
+def _owner_alive(tags: dict[str, str], start_ms: int | None, stale_after: float) -> bool:
+    """Whether the process that logged a run may still be working on it."""
+    import socket
+    import time
+
+    host, pid = tags.get("owner.host"), tags.get("owner.pid", "")
+    if host == socket.gethostname() and pid.isdigit():
+        started = _started(int(pid))
+        return bool(started) and started in ("alive", tags.get("owner.pid_started", started))
+    age = time.time() - (start_ms or 0) / 1000.0
+    return age < stale_after
+
+
+def recover(name: str, *, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
+    """Finish what killed processes left of model ``name``; returns one line per thing repaired.
+
+    Training runs left RUNNING by a process that no longer exists are marked FAILED, and versions
+    registered by such a process that never got their decision tag are deleted (with any alias on them),
+    so a rerun starts clean and nothing half-made is served. A process on another machine counts as dead
+    once its run is ``stale_after`` seconds old. Versions logged before runs carried owner tags are left alone.
+    """
+    client = MlflowClient()
+    notes: list[str] = []
+    dead_runs: set[str] = set()
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        running = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                     max_results=1000)
+        for run in running:
+            if "owner.pid" not in run.data.tags or _owner_alive(run.data.tags, run.info.start_time, stale_after):
+                continue
+            client.set_terminated(run.info.run_id, status="FAILED")
+            dead_runs.add(run.info.run_id)
+            notes.append(f"run {run.info.run_id} of '{name}' was left RUNNING by a killed process: marked FAILED")
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return notes
+    for mv in versions:
+        if DECISION in (mv.tags or {}):
+            continue
+        try:
+            run = client.get_run(mv.run_id)
+        except MlflowException:
+            continue
+        tags = run.data.tags
+        if "owner.pid" not in tags:
+            continue  # registered before owner tags existed: not ours to judge
+        if run.info.run_id not in dead_runs and _owner_alive(tags, run.info.start_time, stale_after):
+            continue  # its process is still registering or promoting it
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status="FAILED")
+        _discard(name, str(mv.version))
+        notes.append(f"version {mv.version} of '{name}' was never completed (its process died before the "
+                     "promotion decision): deleted")
+    return notes
+
+
+def require_complete(name: str, version: str) -> None:
+    """A clear error for a version without its decision tag: its registration or promotion never finished."""
+    client = MlflowClient()
+    mv = client.get_model_version(name, version)
+    if DECISION in (mv.tags or {}):
+        return
+    try:
+        legacy = "owner.pid" not in client.get_run(mv.run_id).data.tags
+    except MlflowException:
+        legacy = True
+    if not legacy:  # versions logged before decisions were recorded on every version stay loadable
+        raise ForecastingError(
+            f"model '{name}' version {version} was never completed (no {DECISION} tag: its registration or "
+            "promotion did not finish) and is not served; the next `forecast train` of this model cleans it up"
+        )
 
 
 def _signature(example: pd.DataFrame, output: pd.DataFrame, *, horizon: int, quantiles: list[float]) -> ModelSignature:
@@ -314,14 +465,44 @@ class LoadedForecaster:
         return self.pyfunc.predict(history, params=params)
 
 
+class _ServedModel:
+    """What ``mlflow.pyfunc.PyFuncModel`` wraps: our installed ``ForecasterModel`` and its context."""
+
+    def __init__(self, python_model: ForecasterModel, context: Any) -> None:
+        self.python_model = python_model  # what PyFuncModel.unwrap_python_model returns
+        self.context = context
+
+    def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return self.python_model.predict(self.context, model_input, params=params)
+
+
 def load(name: str, alias: str = CHAMPION) -> LoadedForecaster:
-    """Load ``models:/NAME@ALIAS`` as a pyfunc that knows its own version."""
+    """Load ``models:/NAME@ALIAS`` as a pyfunc that knows its own version, running no code from the store.
+
+    The version's data files are read (MLmodel and config as YAML, scaler as JSON, weights with
+    ``weights_only=True``) into this installation's ``ForecasterModel``: neither the model file nor the
+    package copy logged with it is imported, and nothing is unpickled. Only completed versions load.
+    """
+    from mlflow.models import Model
+    from mlflow.pyfunc import PythonModelContext
+
+    recover(name)
     ref = resolve(name, alias)
-    model = mlflow.pyfunc.load_model(
-        f"models:/{name}@{alias}",
+    require_complete(name, ref.version)
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{ref.version}"))
+    meta = Model.load(str(local))
+    flavor = meta.flavors.get("python_function", {})
+    relative = (flavor.get("artifacts") or {}).get("forecaster", {}).get("path")
+    forecaster_dir = local / relative if relative else next((p.parent for p in local.rglob("weights.pt")), None)
+    if forecaster_dir is None or not (forecaster_dir / "weights.pt").is_file():
+        raise ForecastingError(f"model '{name}' version {ref.version} holds no forecaster weights")
+    context = PythonModelContext(
+        artifacts={"forecaster": str(forecaster_dir)},
         model_config={"model_name": name, "model_version": ref.version, "run_id": ref.run_id},
     )
-    return LoadedForecaster(ref, model)
+    python_model = ForecasterModel()
+    python_model.load_context(context)
+    return LoadedForecaster(ref, mlflow.pyfunc.PyFuncModel(model_meta=meta, model_impl=_ServedModel(python_model, context)))
 
 
 BACKTEST_EXPERIMENT = "backtests"

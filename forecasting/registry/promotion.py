@@ -229,6 +229,7 @@ def promote_challenger(
                 margin=margin,
                 champion_version=current.version if current else None,
             )
+        registry.fault_point("promotion")
         record = {
             "promotion.decision": "promoted" if decision.promote else "rejected",
             "promotion.reason": decision.reason,
@@ -308,7 +309,12 @@ def promote_and_attach_report(
 
 
 def promote(name: str, version: str, *, why: str, lock_dir: Path) -> str | None:
-    """A human makes ``version`` the champion; returns the version it replaced."""
+    """A human makes ``version`` the champion; returns the version it replaced.
+
+    What a killed process left half-made is cleaned up first (``registry.recover``), so a torn version
+    cannot be promoted: it is gone, and the error lists the versions there are.
+    """
+    registry.recover(name)
     registry.ensure_version(name, version)
     with promotion_lock(lock_dir, name):
         current = registry.champion_or_none(name)
@@ -324,6 +330,7 @@ def promote(name: str, version: str, *, why: str, lock_dir: Path) -> str | None:
 
 def rollback(name: str, *, why: str, lock_dir: Path) -> tuple[str, str]:
     """Give the champion alias back to the version the current champion replaced."""
+    registry.recover(name)
     with promotion_lock(lock_dir, name):
         current = registry.champion_or_none(name)
         if current is None:

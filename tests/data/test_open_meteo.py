@@ -127,3 +127,21 @@ def test_trailing_unpublished_hours_are_pending_not_rows() -> None:
     assert meta["pending"] == 5 and len(frame) == 43
     assert frame["timestamp"].iloc[-1] == pd.Timestamp("2024-01-02 18:00", tz="UTC")
     assert np.isnan(frame["precipitation"].iloc[10])
+
+
+@pytest.mark.parametrize("offset", [True, "3600", 3.5, 10**12, None])
+def test_utc_offset_of_the_wrong_type_is_one_clear_error(offset):
+    """Issue 19, row 21: ``utc_offset_seconds: true`` was a traceback."""
+    payload = {"utc_offset_seconds": offset, "hourly": {"time": ["2024-01-01T00:00"], "temperature_2m": [1.0]}}
+    with pytest.raises(SourceError, match=r"weather/x.*utc_offset_seconds is .* not a whole number of seconds"):
+        parse_archive(payload, series_id="weather/x", variables=("temperature_2m",), target="temperature_2m",
+                      what="Open-Meteo data for series 'weather/x'")
+
+
+def test_times_outside_the_storable_years_are_quarantined_rows_not_a_traceback():
+    payload = {"utc_offset_seconds": 0, "hourly": {"time": ["0001-01-01T00:00", "9999-12-31T23:00", "2024-01-01T00:00"],
+                                                   "temperature_2m": [1.0, 2.0, 3.0]}}
+    frame, _ = parse_archive(payload, series_id="weather/x", variables=("temperature_2m",), target="temperature_2m")
+    assert len(frame) == 3 and frame["timestamp"].isna().tolist() == [True, True, False]
+    assert frame["_reason"].tolist()[:2] == ["time '0001-01-01T00:00' is outside the years 1678-2261",
+                                             "time '9999-12-31T23:00' is outside the years 1678-2261"]

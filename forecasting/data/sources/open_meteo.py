@@ -34,6 +34,12 @@ from forecasting.data.sources.base import REASON, Batch, FetchUnit, Source, Sour
 
 DEFAULT_BASE_URL = "https://archive-api.open-meteo.com"
 ARCHIVE_PATH = "/v1/archive"
+MAX_UTC_OFFSET = 18 * 3600  # the widest offset a time zone has
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -129,14 +135,26 @@ def parse_archive(
     lengths = {k: len(block[k]) for k in ("time", *variables) if isinstance(block.get(k), list)}
     if len(set(lengths.values())) > 1:
         problems.append(f"'{interval}' arrays differ in length: {lengths}")
+    for key in ("time", *variables):
+        values = block.get(key) if isinstance(block, dict) else None
+        if isinstance(values, list):
+            odd = next((v for v in values if isinstance(v, (dict, list, bool))), None)
+            huge = next((v for v in values if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**63 - 1), None)
+            if odd is not None:
+                problems.append(f"'{interval}.{key}' holds {type(odd).__name__} {_short(odd)}, not numbers or times")
+            elif huge is not None:
+                problems.append(f"'{interval}.{key}' holds the integer {_short(huge)}, too large for any number or time")
     offset = payload.get("utc_offset_seconds", 0)
-    if not isinstance(offset, int):
-        problems.append(f"utc_offset_seconds is {offset!r}, not an integer")
+    if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > MAX_UTC_OFFSET:
+        problems.append(f"utc_offset_seconds is {_short(offset)}, not a whole number of seconds within +-18 h")
+    units = payload.get(f"{interval}_units") or {}
+    if not isinstance(units, dict):
+        problems.append(f"'{interval}_units' is {type(units).__name__} {_short(units)}, not an object")
     if problems:
         raise SourceError(f"{what}: unexpected answer format: " + "; ".join(problems))
 
     covariates = tuple(v for v in variables if v != target)
-    units = dict(payload.get(f"{interval}_units") or {})
+    units = {str(k): str(v) for k, v in units.items()}
     raw = pd.DataFrame({k: pd.Series(block[k], dtype=object) for k in ("time", *variables)})
     published = np.flatnonzero(raw[list(variables)].notna().any(axis=1).to_numpy())
     pending = len(raw) - (int(published[-1]) + 1 if len(published) else 0)
@@ -154,13 +172,21 @@ def parse_archive(
 def _parse_times(raw: pd.Series, interval: str, offset: int) -> tuple[pd.Series, pd.Series]:
     """ISO local times (or unix seconds) to UTC; unreadable ones become NaT with a note."""
     if len(raw) and all(isinstance(t, int) and not isinstance(t, bool) for t in raw):  # timeformat=unixtime
-        return pd.to_datetime(raw.astype("int64"), unit="s", utc=True).dt.as_unit("ns"), pd.Series("", index=raw.index)
+        seconds = raw.astype("int64")
+        lowest, highest = pd.Timestamp.min.ceil("s").value // 10**9, pd.Timestamp.max.floor("s").value // 10**9
+        outside = (seconds < lowest) | (seconds > highest)
+        stamps = pd.to_datetime(seconds.where(~outside), unit="s", utc=True).dt.as_unit("ns")
+        notes = pd.Series("", index=raw.index, dtype="str")
+        notes[outside] = [f"time {t} (unix seconds) is outside the years 1678-2261" for t in raw[outside]]
+        return stamps, notes
     fmt = "%Y-%m-%dT%H:%M" if interval == "hourly" else "%Y-%m-%d"
     local = pd.to_datetime(raw.astype("str"), format=fmt, errors="coerce")
+    unreadable = local.isna()
     if interval == "hourly":
         local = local - pd.Timedelta(seconds=offset)
-    stamps = local.dt.tz_localize("UTC").dt.as_unit("ns")
+    outside = local.notna() & ((local < pd.Timestamp.min.ceil("D")) | (local > pd.Timestamp.max.floor("D")))
+    stamps = local.where(~outside).dt.tz_localize("UTC").dt.as_unit("ns")  # the store's nanoseconds: years 1678-2261
     notes = pd.Series("", index=raw.index, dtype="str")
-    bad = stamps.isna()
-    notes[bad] = [f"time {t!r} is not {fmt}" for t in raw[bad]]
+    notes[unreadable] = [f"time {t!r} is not {fmt}" for t in raw[unreadable]]
+    notes[outside] = [f"time {t!r} is outside the years 1678-2261" for t in raw[outside]]
     return stamps, notes

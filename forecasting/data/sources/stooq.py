@@ -84,10 +84,13 @@ def parse_daily_csv(text: str, *, series_id: str, what: str = "Stooq answer") ->
         raise SourceError(f"{what}: malformed CSV: {str(exc).strip()}") from None
     present = {k: v for k, v in COLUMNS.items() if k in raw.columns}
     values, notes = numeric_columns(raw, present)
-    stamps = pd.to_datetime(raw["Date"], format="%Y-%m-%d", errors="coerce").dt.tz_localize("UTC").dt.as_unit("ns")
-    bad_dates = stamps.isna()
+    dates = pd.to_datetime(raw["Date"], format="%Y-%m-%d", errors="coerce")
+    outside = dates.notna() & ((dates < pd.Timestamp.min.ceil("D")) | (dates > pd.Timestamp.max.floor("D")))
+    stamps = dates.where(~outside).dt.tz_localize("UTC").dt.as_unit("ns")  # the store's nanoseconds: years 1678-2261
     date_notes = pd.Series("", index=raw.index, dtype="str")
+    bad_dates = dates.isna()
     date_notes[bad_dates] = [f"Date {d!r} is not YYYY-MM-DD" for d in raw.loc[bad_dates, "Date"]]
+    date_notes[outside] = [f"Date {d!r} is outside the years 1678-2261" for d in raw.loc[outside, "Date"]]
     frame = pd.DataFrame({"series_id": series_id, "timestamp": stamps, "target": values["close"]})
     for column in COVARIATES:
         if column in values:  # indices have no Volume column: no column rather than all-NaN rows
