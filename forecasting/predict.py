@@ -173,10 +173,25 @@ def write_forecasts(forecasts: pd.DataFrame, forecasts_dir: str | Path, model_na
     return path
 
 
+# A replay's as_of may run a little ahead of this clock (a zone's "today", a skewed clock), not more.
+FUTURE_SLACK = pd.Timedelta(days=1)
+
+
 def as_of_timestamp(as_of: str) -> pd.Timestamp:
-    """``--as-of DATE``: the instant (UTC unless given) through which data is visible, inclusive."""
+    """``--as-of DATE``: the instant (UTC unless given) through which data is visible, inclusive.
+
+    One clear error for one that is not a date, or lies in the future: a future ``as_of``
+    (``--as-of 2999``) would silently forecast (or monitor) from today's data while claiming a replay.
+    """
     try:
         stamp = pd.Timestamp(as_of)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ForecastingError(f"as_of={as_of!r} is not a date or timestamp: {exc}") from None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    end = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    now = pd.Timestamp.now(tz="UTC")
+    if end > now + FUTURE_SLACK:
+        raise ForecastingError(
+            f"as_of={as_of!r} ({end:%Y-%m-%d %H:%M} UTC) is in the future; a replay must be on or before today "
+            f"({now:%Y-%m-%d}); leave --as-of out to use the latest data"
+        )
+    return end

@@ -28,6 +28,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import ExternalSignal
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from forecasting.data.ingest import (
@@ -37,13 +38,13 @@ from forecasting.data.ingest import (
     failed,
     not_tried,
     plan_since,
-    problem_lines,
     store_batch,
     summary_markdown,
     totals,
     until,
     write_report_csv,
 )
+from forecasting.data.sources import http
 from forecasting.data.sources.base import Batch, FetchUnit
 from forecasting.data.sources.bundled import bundled_names
 from forecasting.data.store import ObservationStore
@@ -71,6 +72,24 @@ def ingest_config(config: IngestConfig, store_root: str, last: pd.Timestamp | No
     units = config.build_source().units()
     since, last = plan_since(observations, config), (until(config) if last is None else last)
     futures = [fetch.submit(config, unit, since, last) for unit in units]
+    try:
+        return _store_as_read(config, store_root, units, futures)
+    except (KeyboardInterrupt, SystemExit, ExternalSignal):
+        # SIGTERM or Ctrl-C: Prefect raises in this (the main) thread, which would then wait for the
+        # fetch threads for as long as a server trickles. Stop them now; the stop takes effect at their next chunk.
+        http.request_stop()
+        _cancel(futures)
+        raise
+
+
+def _cancel(futures: list) -> None:
+    """Drop the fetches not yet started (a Prefect future wraps a concurrent.futures one, which cancels)."""
+    for future in futures:
+        getattr(future, "wrapped_future", future).cancel()
+
+
+def _store_as_read(config: IngestConfig, store_root: str, units: list[FetchUnit], futures: list) -> list[SeriesReport]:
+    """Store each unit's batch as its fetch finishes, in order; a full disk ends the run and names what never landed."""
     reports: list[SeriesReport] = []
     for k, (unit, future) in enumerate(zip(units, futures, strict=True)):
         try:
@@ -83,8 +102,7 @@ def ingest_config(config: IngestConfig, store_root: str, last: pd.Timestamp | No
         except StoppedError as stop:  # the disk is full: nothing later can land
             reports.extend(stop.reports)
             reports.extend(r for u in units[k + 1 :] for r in not_tried(config.dataset, u.series_ids or (u.key,)))
-            for later in futures[k + 1 :]:
-                later.cancel()
+            _cancel(futures[k + 1 :])
             break
     return reports
 

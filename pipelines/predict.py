@@ -15,7 +15,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from forecasting.errors import ForecastingError
 from forecasting.ops import forecast_log
 from forecasting.registry import models as registry
 from forecasting.data.store import ObservationStore
@@ -31,28 +30,11 @@ def load_model(name: str, alias: str) -> registry.LoadedForecaster:
     return registry.load(name, alias)
 
 
-FUTURE_SLACK = pd.Timedelta(days=1)
-"""How far past now an ``as_of`` may be: a clock a little ahead, a date typed in another time zone."""
-
-
-def check_as_of(as_of: str) -> pd.Timestamp:
-    """``as_of`` as a timestamp; one clear error for one that is not a date, or lies in the future.
-
-    A future ``as_of`` (``--as-of 2999``) would silently forecast from today's data while claiming a replay.
-    """
-    end = as_of_timestamp(as_of)
-    now = pd.Timestamp.now(tz="UTC")
-    if end > now + FUTURE_SLACK:
-        raise ForecastingError(
-            f"as_of={as_of!r} ({end:%Y-%m-%d %H:%M} UTC) is in the future; a replay must be on or before today "
-            f"({now:%Y-%m-%d}); leave --as-of out to forecast from the latest data"
-        )
-    return end
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
 def read_history(store_root: str, dataset: str, lookback: int, as_of: str | None = None) -> pd.DataFrame:
-    end = None if as_of is None else check_as_of(as_of)
+    end = None if as_of is None else as_of_timestamp(as_of)
     return latest_history(ObservationStore(store_root).read(dataset, end=end), lookback)
 
 
@@ -92,7 +74,7 @@ def predict_flow(model_name: str, alias: str = registry.CHAMPION, home: str | No
     """
     settings = resolve_settings(home)
     if as_of is not None:
-        check_as_of(as_of)  # before the model loads: a typo costs nothing
+        as_of_timestamp(as_of)  # before the model loads: a typo costs nothing
     model = load_model(model_name, alias)
     config = model.pyfunc.unwrap_python_model().trained.config
     history = read_history(str(settings.store_dir), config.data.dataset, config.window.lookback, as_of)

@@ -59,6 +59,9 @@ class LimitsConfig(_Strict):
 
 class HttpConfig(_Strict):
     timeout_seconds: float = Field(30.0, gt=0, description="Per read, and for connecting.")
+    deadline_seconds: float | None = Field(
+        None, gt=0, description="Whole fetch of one request, every attempt and wait included; default 12 x timeout_seconds, at least 60."
+    )
     attempts: int = Field(5, ge=1, description="Tries per request in total, the first included.")
     backoff_seconds: float = Field(1.0, ge=0, description="Delay before the first retry; doubles each retry.")
     max_backoff_seconds: float = Field(60.0, ge=0)
@@ -67,7 +70,7 @@ class HttpConfig(_Strict):
 
     def policy(self) -> http.HttpPolicy:
         return http.HttpPolicy(
-            timeout=self.timeout_seconds, attempts=self.attempts, backoff=self.backoff_seconds,
+            timeout=self.timeout_seconds, deadline=self.deadline_seconds, attempts=self.attempts, backoff=self.backoff_seconds,
             max_backoff=self.max_backoff_seconds, jitter=self.jitter, max_retry_after=self.max_retry_after_seconds,
         )
 

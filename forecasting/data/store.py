@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import json
 import os
+import socket
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +52,43 @@ MAX_LINEAGE = 200
 """Lineage entries kept per partition (the most recent)."""
 
 
+STALE_TEMPORARY_SECONDS = 3600.0
+"""A temporary file this old belongs to a writer that was killed (kill -9 skips its cleanup), even on another host."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "_")  # dots separate the parts of a temporary's name
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries of ``path`` that killed writers left behind.
+
+    A temporary is named ``.NAME.HOST-PID.RANDOM.tmp``: one whose writer on this host is dead goes
+    at once (a rerun right after a kill -9 leaves nothing behind), any other only once it is stale.
+    """
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    host = _host()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        writer = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        writer_host, _, pid = writer.rpartition("-")
+        try:
+            dead = writer_host == host and pid.isdigit() and not _pid_alive(int(pid))
+            if dead or tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+        except FileNotFoundError:  # another writer got there first
+            pass
+
+
 def write_parquet_atomic(frame: pd.DataFrame, path: Path, *, metadata: Mapping[str, str] | None = None) -> None:
     """Write ``frame`` (not its index) to ``path``; readers see the old or new file, never half.
 
@@ -61,7 +101,8 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path, *, metadata: Mapping[s
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temporaries(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,44 @@ def test_concurrent_upserts_of_different_series_do_not_interfere(store: Observat
     out = store.read("prices")
     assert out.groupby("series_id")["target"].first().tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert not list((store.root / "prices").glob(".*.tmp"))
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write_and_a_live_ones_is_kept(tmp_path):
+    """kill -9 skips write_parquet_atomic's cleanup; the next write of that path removes what is stale."""
+    import time
+
+    from forecasting.data.store import STALE_TEMPORARY_SECONDS, write_parquet_atomic
+
+    path = tmp_path / "origin=2024.parquet"
+    stale = tmp_path / ".origin=2024.parquet.abc123.tmp"
+    fresh = tmp_path / ".origin=2024.parquet.def456.tmp"
+    other = tmp_path / ".other.parquet.ghi789.tmp"
+    for f in (stale, fresh, other):
+        f.write_bytes(b"half a file")
+    old = time.time() - STALE_TEMPORARY_SECONDS - 60
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    write_parquet_atomic(pd.DataFrame({"a": [1, 2]}), path)
+    assert pd.read_parquet(path)["a"].tolist() == [1, 2]
+    assert not stale.exists()
+    assert fresh.exists()  # a live writer's, still being written
+    assert other.exists()  # another file's: its own next write cleans it
+
+
+def test_a_temporary_of_a_dead_writer_on_this_host_goes_at_once(tmp_path):
+    """A rerun right after kill -9 leaves nothing behind: the temporary names its writer's host and pid."""
+    import subprocess
+    import sys
+
+    from forecasting.data.store import _host, write_parquet_atomic
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    path = tmp_path / "origin=2024.parquet"
+    orphan = tmp_path / f".origin=2024.parquet.{_host()}-{dead.stdout.strip()}.abc123.tmp"
+    mine = tmp_path / f".origin=2024.parquet.{_host()}-{os.getpid()}.def456.tmp"
+    for f in (orphan, mine):
+        f.write_bytes(b"half a file")
+    write_parquet_atomic(pd.DataFrame({"a": [1]}), path)
+    assert not orphan.exists()
+    assert mine.exists()  # this live process's: not stale
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, mine.name])

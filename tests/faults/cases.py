@@ -201,11 +201,11 @@ def config_cases() -> list[Case]:
 
 
 def as_of_cases() -> list[Case]:
-    from pipelines.predict import check_as_of
+    from forecasting.predict import as_of_timestamp
 
     return [
-        Case("predict --as-of 2999", "input", lambda tmp, server: check_as_of("2999"), must_say="2999"),
-        Case("predict --as-of not-a-date", "input", lambda tmp, server: check_as_of("yesterday-ish"), must_say="yesterday-ish"),
+        Case("predict --as-of 2999", "input", lambda tmp, server: as_of_timestamp("2999"), must_say="2999"),
+        Case("predict --as-of not-a-date", "input", lambda tmp, server: as_of_timestamp("yesterday-ish"), must_say="yesterday-ish"),
     ]
 
 

@@ -15,12 +15,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("scenario", ["kill_training", "kill_registration", "kill_promotion", "kill_predict"])
 def test_kill_then_rerun_leaves_nothing_torn_orphaned_or_duplicated(scenario, tmp_path):
-    problems = getattr(kills, scenario)(tmp_path / scenario)
-    torn = [p for p in problems if not p.startswith("leftover")]
-    assert torn == []
-    if problems:  # only when the kill lands inside an atomic write: whole data, a temp file beside it
-        pytest.xfail("known: a temp file of an atomic write survives kill -9 and nothing removes it "
-                     f"(forecasting/ops/forecast_log.py, forecasting/data/store.py): {problems}")
+    # A kill inside an atomic write leaves its temporary beside whole data; the rerun's write of that
+    # path removes it (the temporary names its dead writer), so nothing is left over either.
+    assert getattr(kills, scenario)(tmp_path / scenario) == []
 
 
 SIGTERM_WORKER = """
@@ -60,10 +57,6 @@ def test_sigterm_stops_a_fetch_in_a_worker_thread_within_seconds(fault_server, t
     assert proc.returncode == 143, proc.stderr.read()[-2000:]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "needs http.request_stop() on the SIGTERM path of a flow run: Prefect's SIGTERM bridge raises in the main "
-    "thread, which then joins the task thread still fetching; pipelines/ingest.py or forecasting/cli (not owned "
-    "by the fault-suite change) must call it (issue 19, row 20)"))
 def test_sigterm_during_a_trickling_fetch_ends_the_command_within_seconds(fault_server, tmp_path):
     """Row 20: `forecast ingest` reading one byte every 0.5 s stops on SIGTERM, without a traceback."""
     before = fault_server.seen("trickle")
