@@ -162,8 +162,30 @@ def _positive_int(name: str, default: int, problems: list[str]) -> int:
     return value
 
 
+PROJECT_LOGGER = "forecasting"
+"""Parent of the library's loggers; under a flow run its records go to the run's log in the Prefect API."""
+
+
+def prefect_environment(settings: Settings) -> dict[str, str]:
+    """Prefect's settings for this home: its own database, no telemetry, a startup timeout that suits a
+    busy machine, and logs at INFO, so a run's page in the UI shows what happened.
+
+    ``PREFECT_LOGGING_EXTRA_LOGGERS`` sends the library's loggers to the flow run's log too; outside a run
+    they stay local (``..._WHEN_MISSING_FLOW=ignore``, not a warning per line). The terminal is kept
+    readable by the CLI's console filter, not by dropping records before they reach the API.
+    """
+    return {
+        "PREFECT_HOME": str(settings.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",  # Prefect's 20 s is too tight on 2 busy cores
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": PROJECT_LOGGER,
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    }
+
+
 def apply_environment(settings: Settings) -> None:
-    """Point prefect and mlflow at the home folder; quiet their telemetry.
+    """Point prefect and mlflow at the home folder; quiet their telemetry. Imports neither.
 
     Values the user already set win (``setdefault``), so ``PREFECT_API_URL`` or
     ``MLFLOW_TRACKING_URI`` aimed at a server keep working.
@@ -171,10 +193,7 @@ def apply_environment(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     defaults = {
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "PREFECT_HOME": str(settings.prefect_home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
+        **prefect_environment(settings),
         "DO_NOT_TRACK": "true",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",

@@ -96,3 +96,29 @@ def test_task_runners_follow_the_settings(env, tmp_path):
     assert local.cluster_kwargs == {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
     remote = fanout_task_runner(dataclasses.replace(base, task_runner="dask", dask_address="tcp://scheduler:8786"))
     assert remote.address == "tcp://scheduler:8786"
+
+
+def test_prefect_logs_at_info_with_the_library_loggers_and_user_values_win(env, tmp_path):
+    """The Prefect UI shows what a run did (INFO, the library's loggers included); the terminal is the CLI's to filter."""
+    import os
+
+    from forecasting.settings import apply_environment, prefect_environment
+
+    s = Settings.from_env(tmp_path)
+    values = prefect_environment(s)
+    assert values["PREFECT_LOGGING_LEVEL"] == "INFO"
+    assert values["PREFECT_LOGGING_EXTRA_LOGGERS"] == "forecasting"
+    assert values["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] == "ignore"
+    assert values["PREFECT_HOME"] == str(tmp_path / "prefect")
+    saved = dict(os.environ)
+    try:
+        for key in values:
+            os.environ.pop(key, None)
+        os.environ["PREFECT_LOGGING_LEVEL"] = "DEBUG"  # set by the user: kept
+        apply_environment(s)
+        assert os.environ["PREFECT_LOGGING_LEVEL"] == "DEBUG"
+        assert os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] == "forecasting"
+        assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "90"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)  # the test session keeps its own Prefect settings

@@ -6,7 +6,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from forecasting.cli.app import HomeOption, console, err_console, run_or_exit, setup_home  # imported once app's names exist
+from forecasting.cli.app import (  # imported once app's names exist
+    ConfigOption,
+    HomeOption,
+    console,
+    error_line,
+    model_or_exit,
+    run_or_exit,
+    setup_home,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -14,7 +22,8 @@ def register(app: typer.Typer) -> None:
 
 
 def monitor(
-    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Registered model NAME (every version it logged forecasts with).")] = None,
+    config: ConfigOption = None,
     window_days: Annotated[str | None, typer.Option("--window-days", help="Rolling windows in days, comma separated (default from the monitor settings: 7,30).")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as on this date (actuals through it only).")] = None,
     mase_factor: Annotated[float | None, typer.Option("--mase-factor", help="Alert when realised MASE > factor x promised (default 1.5).")] = None,
@@ -35,12 +44,19 @@ def monitor(
         try:
             windows = [int(d) for d in window_days.split(",") if d.strip()]
         except ValueError:
-            err_console.print(f"[bold red]error:[/] --window-days {window_days!r} is not a list of day counts, e.g. 7,30")
+            error_line(f"--window-days {window_days!r} is not a list of day counts, e.g. 7,30")
             raise typer.Exit(2) from None
+    name, _ = model_or_exit(model, config, allow_alias=False)
     settings = setup_home(home)
+    from forecasting.config.monitor import load_settings
+
+    run_or_exit(load_settings, name, settings_file, {  # a bad settings file fails before any server starts
+        "windows_days": tuple(windows) if windows else None, "mase_factor": mase_factor, "level_shift": max_level_shift,
+        "scale_ratio": max_scale_ratio, "retrain_on_alert": retrain, "retrain_deployment": retrain_deployment,
+    })
     from pipelines.monitor import monitor_flow  # Prefect and MLflow: only after setup_home points them at the home
 
-    summary = run_or_exit(monitor_flow, model, window_days=windows, home=str(settings.home), as_of=as_of,
+    summary = run_or_exit(monitor_flow, name, window_days=windows, home=str(settings.home), as_of=as_of,
                           mase_factor=mase_factor, level_shift=max_level_shift, scale_ratio=max_scale_ratio,
                           retrain_on_alert=retrain, retrain_deployment=retrain_deployment,
                           settings_path=settings_file, fail_on_alert=False)

@@ -6,8 +6,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from forecasting.cli.app import HomeOption, console, default_configs, err_console, run_or_exit, setup_home  # imported once app's names exist
-from forecasting.errors import ForecastingError
+from forecasting.cli.app import (  # imported once app's names exist
+    ConfigOption,
+    HomeOption,
+    ModelOption,
+    console,
+    default_configs,
+    error_line,
+    model_or_exit,
+    run_or_exit,
+    setup_home,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config, e.g. configs/weather.yaml.")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="Forecaster YAML, e.g. configs/weather.yaml.")],
     home: HomeOption = None,
 ) -> None:
     """Train one model and register it in MLflow as the challenger; the promotion gate decides whether it becomes champion."""
@@ -32,39 +41,40 @@ def train(
 
 
 def predict(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Registered model name.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Take the model name from this config.")] = None,
-    alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
+    model: ModelOption = None,
+    config: ConfigOption = None,
+    alias: Annotated[str | None, typer.Option("--alias", hidden=True, help="Older spelling of --model NAME@ALIAS.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Forecast as on this date (UTC), seeing only data through it.")] = None,
     home: HomeOption = None,
 ) -> None:
-    """Forecast every series of the model's dataset from models:/NAME@ALIAS; write Parquet."""
-    settings = setup_home(home)
-    if (model is None) == (config is None):
-        err_console.print("[bold red]error:[/] pass exactly one of --model NAME or --config FILE")
+    """Forecast every series of the model's dataset with models:/NAME@ALIAS (default the champion); write Parquet."""
+    name, given = model_or_exit(model, config, default_alias=None)
+    if alias is not None and given is not None and alias != given:
+        error_line(f"--model names alias '{given}' and --alias '{alias}': pass one")
         raise typer.Exit(2)
-    if config is not None:
-        from forecasting.config.model import load_config
+    alias = given or alias or "champion"
+    settings = setup_home(home)
+    from forecasting.registry import models as registry  # MLflow: only after setup_home points it at the home
+    from forecasting.registry.promotion import require_champion
 
-        model = run_or_exit(load_config, config).name
-    from rich.text import Text
-
+    registry.configure(settings.mlflow_tracking_uri)
+    # An unknown model, alias or a name without champion: one line, before any server starts.
+    if alias == registry.CHAMPION:
+        run_or_exit(require_champion, name)
+    else:
+        run_or_exit(registry.resolve, name, alias)
     from pipelines.predict import predict_flow
 
-    try:
-        summary = predict_flow(model, alias=alias, home=str(settings.home), as_of=as_of)
-    except ForecastingError as exc:
-        # Soft-wrapped, unmarked: "model 'm' has no champion: ...; promote one with ..." stays one line in any log.
-        err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from None
-    console.print(f"{summary['name']} v{summary['version']}: {summary['rows']} rows ({summary['series']} series x {summary['horizon']} steps) -> {summary['path']}")
+    summary = run_or_exit(predict_flow, name, alias=alias, home=str(settings.home), as_of=as_of)
+    console.print(f"{summary['name']} v{summary['version']}: {summary['rows']} rows ({summary['series']} series x "
+                  f"{summary['horizon']} steps) -> {summary['path']}", soft_wrap=True, highlight=False)
 
 
 def quickstart(
     config: Annotated[list[Path] | None, typer.Option("--config", "-c", help="Configs to train; default weather + stocks.")] = None,
     home: HomeOption = None,
 ) -> None:
-    """Ingest, train and predict end to end on the bundled data, then print a summary."""
+    """Ingest the bundled data, then train, register and forecast each config: the whole service in one command."""
     settings = setup_home(home)
     from forecasting.config.model import load_config
 
