@@ -45,7 +45,7 @@ def load_config(path: str | Path, **overrides: Any) -> ForecasterConfig:
     return parse_config(deep_merge(read_yaml(path), overrides), source=str(path))
 
 
-def fit(config: ConfigLike, df: pd.DataFrame, *, checkpoint_dir: str | Path | None = None, progress: bool = False) -> FitResult:
+def fit(config: ConfigLike, df: pd.DataFrame, *, checkpoint_dir: str | Path | None = None, progress: bool | None = None) -> FitResult:
     """Train one model on ``df`` (a long frame: series_id, timestamp, target and the config's covariates).
 
     The library's ``forecasting.train.fit``, after this machine's hardware overrides
@@ -172,7 +172,7 @@ class Forecaster:
         """Validation and test scores of the trained model, next to the baselines' (``val_mae``, ...)."""
         return dict(self._require().metrics)
 
-    def fit(self, df: pd.DataFrame, *, checkpoint_dir: str | Path | None = None, progress: bool = False) -> Forecaster:
+    def fit(self, df: pd.DataFrame, *, checkpoint_dir: str | Path | None = None, progress: bool | None = None) -> Forecaster:
         """Train on ``df`` (the config's series and covariates are selected from it); returns self.
 
         The training series' latest ``lookback`` rows are kept, so ``predict()`` without a frame

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from forecasting.model.network import RecurrentForecaster
 from forecasting.prep import transforms
 from forecasting.prep.prepare import Prepared, data_fingerprint, prepare
 from forecasting.prep.windows import WindowIndex
+
+if TYPE_CHECKING:
+    from forecasting.model.progress import EpochHook
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +111,11 @@ def fit(
     frame: pd.DataFrame,
     *,
     checkpoint_dir: str | Path | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     callbacks: Sequence[Any] = (),
     map_members: MemberMapper | None = None,
+    on_epoch: EpochHook | None = None,
+    fresh: bool = False,
 ) -> FitResult:
     """Train one forecaster on all configured series; evaluate it on validation and test windows.
 
@@ -130,14 +135,25 @@ def fit(
     ``meta['split_summary']``. With ``window.min_length`` below the lookback,
     series too short for one training window are left-padded and every window
     keeps at least ``min_length`` observed points.
+
+    Progress: ``progress=None`` draws Lightning's bar when stderr is a terminal and otherwise logs one
+    line per epoch (``forecasting.model.progress``); ``True``/``False`` force the bar on or off.
+    ``on_epoch(metrics, epoch)`` gets every epoch's losses as it ends (the train flow logs them to MLflow).
+
+    Resuming: with a ``checkpoint_dir`` the last epoch's checkpoint is kept in a folder named after the
+    config and the data (``training_key``). A fit killed part-way (SIGKILL, a lost worker, a timeout)
+    leaves it behind; the next fit of the same config on the same data resumes from it and logs from which
+    epoch, unless ``fresh``. The folder is deleted when the fit ends, with success or an error.
     """
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     from forecasting.model.lightning import ChunkBatches, Forking, LitForecaster, LossHistory, Padding, WindowBatches, WindowDataModule
 
+    from forecasting.model.progress import EpochBar, EpochProgress, wants_bar
+
     if config.model.ensemble is not None:
-        return _fit_ensemble(config, frame, checkpoint_dir=checkpoint_dir, map_members=map_members)
+        return _fit_ensemble(config, frame, checkpoint_dir=checkpoint_dir, map_members=map_members, fresh=fresh)
     _quiet_lightning()
     t = config.training
     torch.set_num_threads(t.num_threads or max(1, os.cpu_count() or 1))
@@ -179,11 +195,25 @@ def fit(
         batch_size=t.batch_size, seed=t.seed, pin_memory=uses_cuda(config),
     )
     history = LossHistory()
-    if checkpoint_dir is not None:
-        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        remove_orphaned_checkpoints(checkpoint_dir)
-    with tempfile.TemporaryDirectory(dir=checkpoint_dir, prefix=_checkpoint_prefix()) as ckpt_dir:
-        checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode="min", save_top_k=1, filename="best")
+    key = training_key(config, frame)
+    slot = _claim_checkpoints(checkpoint_dir, key, fresh=fresh)
+    resumed_after = 0
+    if slot.resume_from is not None:
+        resumed_after = _resumable_epochs(slot.resume_from)
+        if resumed_after:
+            log.info("resuming training of '%s' after epoch %d of %d, from checkpoint %s (--fresh starts over)",
+                     config.name, resumed_after, t.max_epochs, slot.resume_from)
+        else:
+            slot.resume_from = None
+    import warnings
+
+    # The resume folder holds owner.json (and, resuming, the checkpoints it resumes from): not a mistake.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    bar = wants_bar(progress)
+    epochs = EpochProgress(name=config.name, lines=not bar, on_epoch=on_epoch)
+    try:
+        checkpoint = ModelCheckpoint(dirpath=slot.path, monitor=monitor, mode="min", save_top_k=1, filename="best",
+                                     save_last=slot.keyed)
         trainer = pl.Trainer(
             max_epochs=t.max_epochs,
             accelerator=t.accelerator,
@@ -192,20 +222,31 @@ def fit(
             precision=resolve_precision(config),
             gradient_clip_val=t.gradient_clip_val,
             deterministic=t.deterministic,
-            callbacks=[EarlyStopping(monitor=monitor, patience=t.patience, mode="min"), checkpoint, history, *callbacks],
+            callbacks=[EarlyStopping(monitor=monitor, patience=t.patience, mode="min"), checkpoint, history, epochs,
+                       *([EpochBar()] if bar else []), *callbacks],
             logger=False,
-            enable_progress_bar=progress,
+            enable_progress_bar=bar,
             enable_model_summary=False,
             num_sanity_val_steps=0,
-            default_root_dir=ckpt_dir,
+            default_root_dir=slot.path,
         )
         started = time.perf_counter()
-        trainer.fit(module, datamodule=data)
+        trainer.fit(module, datamodule=data, ckpt_path=slot.resume_from, weights_only=True)
         seconds = time.perf_counter() - started
         if checkpoint.best_model_path:
             best = load_checkpoint(checkpoint.best_model_path)
             state = {k.removeprefix("net."): v for k, v in best["state_dict"].items() if k.startswith("net.")}
             net.load_state_dict(state)
+    except BaseException as exc:
+        # Interrupted (Ctrl-C, SIGTERM, a timeout): a keyed folder stays for the rerun to resume. Any other
+        # error is a failed fit, which would fail the same way resumed: its checkpoints go.
+        if not slot.keyed or not isinstance(exc, (KeyboardInterrupt, SystemExit, TimeoutError)):
+            slot.remove()
+        raise
+    else:
+        slot.remove()  # finished: nothing left to resume
+    finally:
+        slot.release()
     net = net.cpu().eval()
     best_score = checkpoint.best_model_score
 
@@ -225,6 +266,7 @@ def fit(
         "torch": torch.__version__,
         "seed": t.seed,
         "training_path": {"forked_windows": fork_windows, "why": fork_reason},
+        "resumed_after_epoch": resumed_after,
     }
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     trained = TrainedForecaster(config=config, scaler=scaler, state_dict=state, metrics={}, history=history.epochs, meta=meta)
@@ -235,14 +277,158 @@ def fit(
     return FitResult(trained, validation, test, panel.series_ids, split_summary=summary)
 
 
+ABANDONED_AFTER_SECONDS = 7 * 24 * 3600.0
+"""A resumable checkpoint of a dead fit that no rerun picked up is deleted after this long."""
+RESUME_PREFIX = "resume-"
+
+
+def training_key(config: ForecasterConfig, frame: pd.DataFrame) -> str:
+    """What makes two fits the same training: the resolved config and the data's content (``data_fingerprint``)."""
+    import hashlib
+
+    from forecasting.config.model import config_to_yaml
+
+    text = config_to_yaml(config) + "\n" + data_fingerprint(frame)["sha1"]
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class _CheckpointSlot:
+    """Where one fit writes its checkpoints, and the checkpoint it resumes from (None: from scratch)."""
+
+    path: Path
+    keyed: bool
+    """A ``resume-KEY`` folder (resumable); else a private temporary folder."""
+    resume_from: Path | None = None
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def release(self) -> None:
+        with _IN_USE_LOCK:
+            _IN_USE.discard(self.path)
+
+
+_IN_USE: set[Path] = set()
+"""Keyed folders a fit of this process is training into: the owner check cannot tell them apart by pid."""
+_IN_USE_LOCK = __import__("threading").Lock()
+
+
+def _claim_checkpoints(checkpoint_dir: str | Path | None, key: str, *, fresh: bool) -> _CheckpointSlot:
+    """This fit's checkpoint folder: ``resume-KEY`` under ``checkpoint_dir``, taken over from a dead owner
+    (resuming from its ``last.ckpt``) unless ``fresh``; a private folder when a live process holds that key."""
+    if checkpoint_dir is None:
+        return _CheckpointSlot(Path(tempfile.mkdtemp(prefix=_checkpoint_prefix())), keyed=False)
+    root = Path(checkpoint_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    remove_orphaned_checkpoints(root, keep=RESUME_PREFIX + key)
+    folder = root / (RESUME_PREFIX + key)
+    with _IN_USE_LOCK:
+        busy = folder in _IN_USE or (folder.is_dir() and not _owned_here(folder) and _owner_alive(folder))
+        if not busy:
+            _IN_USE.add(folder)
+    if busy:
+        log.info("checkpoint folder %s belongs to a running fit of the same training; this one will not be resumable",
+                 folder)
+        return _CheckpointSlot(Path(tempfile.mkdtemp(dir=root, prefix=_checkpoint_prefix())), keyed=False)
+    if fresh and folder.exists():
+        import shutil
+
+        log.info("--fresh: deleting the checkpoints of the earlier, interrupted training in %s", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(exist_ok=True)
+    _write_owner(folder)
+    last = folder / "last.ckpt"
+    return _CheckpointSlot(folder, keyed=True, resume_from=last if last.is_file() else None)
+
+
+def _resumable_epochs(path: Path) -> int:
+    """Epochs the checkpoint completed (0: unreadable, or nothing to resume); read ``weights_only``."""
+    try:
+        checkpoint = load_checkpoint(path)
+    except Exception as exc:  # noqa: BLE001 - torn or foreign file: start over, say why
+        log.warning("checkpoint %s cannot be resumed from (%s); training starts over", path, exc)
+        path.unlink(missing_ok=True)
+        return 0
+    return int(checkpoint.get("epoch", -1)) + 1
+
+
+def _process_started(pid: int) -> str:
+    """The start time of ``pid`` in clock ticks since boot ("" when no such process; "alive" without /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, IndexError):
+        pass
+    if Path("/proc/self/stat").exists():
+        return ""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return ""
+    except (PermissionError, OverflowError):
+        pass
+    return "alive"
+
+
+def _write_owner(folder: Path) -> None:
+    import json
+
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": _process_started(os.getpid())}
+    tmp = folder / "owner.json.tmp"
+    tmp.write_text(json.dumps(owner))
+    os.replace(tmp, folder / "owner.json")
+
+
+def _owned_here(folder: Path) -> bool:
+    """Whether this process wrote the folder's owner.json (an earlier, interrupted fit here: resumable)."""
+    import json
+
+    try:
+        owner = json.loads((folder / "owner.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return owner.get("host") == socket.gethostname() and owner.get("pid") == os.getpid()
+
+
+def _owner_alive(folder: Path, *, stale_after: float = 24 * 3600.0) -> bool:
+    """Whether the process that owns a ``resume-KEY`` folder may still be training into it.
+
+    On this host: its pid exists with the same start time (pids are reused). Another host's (a shared
+    volume) counts as alive until nothing in the folder changed for ``stale_after`` seconds.
+    """
+    import json
+
+    try:
+        owner = json.loads((folder / "owner.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if owner.get("host") == socket.gethostname():
+        started = _process_started(int(owner.get("pid", -1)))
+        return bool(started) and started in ("alive", owner.get("started") or started)
+    return time.time() - _newest_mtime(folder) < stale_after
+
+
+def _newest_mtime(folder: Path) -> float:
+    times = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()]
+    return max(times, default=folder.stat().st_mtime)
+
+
 def _checkpoint_prefix(pid: int | None = None) -> str:
     """``fit-HOST-PID-``: whose checkpoints a folder holds, so a later fit on the same host can tell orphans."""
     return f"fit-{socket.gethostname()}-{os.getpid() if pid is None else pid}-"
 
 
-def remove_orphaned_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
+def remove_orphaned_checkpoints(
+    checkpoint_dir: str | Path, *, keep: str | None = None, abandoned_after: float = ABANDONED_AFTER_SECONDS
+) -> list[Path]:
     """Delete the checkpoint folders that fits killed on this host left behind (their process is gone).
 
+    Private ``fit-HOST-PID-`` folders of dead processes go at once (they cannot be resumed). A ``resume-KEY``
+    folder of a dead fit is kept for a rerun of that training to resume, and deleted once nothing in it
+    changed for ``abandoned_after`` seconds; ``keep`` names the folder the calling fit is about to resume.
     Folders of other hosts (a shared volume) and of live processes are left alone.
     """
     import re
@@ -261,6 +447,12 @@ def remove_orphaned_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
             removed.append(path)
         except (PermissionError, OverflowError):
             pass
+    for path in Path(checkpoint_dir).glob(RESUME_PREFIX + "*"):
+        if path.name == keep or not path.is_dir() or _owner_alive(path):
+            continue
+        if time.time() - _newest_mtime(path) >= abandoned_after:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed
 
 
@@ -317,11 +509,16 @@ class MemberJob:
     config: ForecasterConfig
     frame: pd.DataFrame
     checkpoint_dir: str | None = None
+    fresh: bool = False
 
 
 def fit_member(job: MemberJob) -> FitResult:
-    """Train one ensemble member. Pure: safe on another process or machine."""
-    return fit(job.config, job.frame, checkpoint_dir=job.checkpoint_dir)
+    """Train one ensemble member. Pure: safe on another process or machine.
+
+    Each member is its own training (its seed and lookback), so an interrupted ensemble resumes per member:
+    the member that was cut off resumes from its checkpoint; members that had finished train again.
+    """
+    return fit(job.config, job.frame, checkpoint_dir=job.checkpoint_dir, fresh=job.fresh)
 
 
 MemberMapper = Callable[[list[MemberJob]], list[FitResult]]
@@ -334,7 +531,8 @@ def fit_members_in_turn(jobs: list[MemberJob]) -> list[FitResult]:
 
 
 def _fit_ensemble(
-    config: ForecasterConfig, frame: pd.DataFrame, *, checkpoint_dir: str | Path | None, map_members: MemberMapper | None
+    config: ForecasterConfig, frame: pd.DataFrame, *, checkpoint_dir: str | Path | None, map_members: MemberMapper | None,
+    fresh: bool = False,
 ) -> FitResult:
     """Train every member (seed + i, its lookback), then score their combination like a single model.
 
@@ -347,7 +545,7 @@ def _fit_ensemble(
     # Members skip the statistical comparison: the ensemble's own validation runs it once, on its combination.
     quiet = config.baseline.model_copy(update={"statistical": []})
     member_configs = [c.model_copy(update={"baseline": quiet}) for c in config.member_configs()]
-    jobs = [MemberJob(i, c, frame, ckpt) for i, c in enumerate(member_configs)]
+    jobs = [MemberJob(i, c, frame, ckpt, fresh) for i, c in enumerate(member_configs)]
     results = (map_members or fit_members_in_turn)(jobs)
     if len(results) != len(jobs):
         raise AssertionError(f"map_members returned {len(results)} members for {len(jobs)} jobs")

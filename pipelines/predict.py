@@ -19,6 +19,7 @@ from forecasting.ops import forecast_log
 from forecasting.registry import models as registry
 from forecasting.data.store import ObservationStore
 from forecasting.predict import as_of_timestamp, latest_history, write_forecasts
+from forecasting.progress import track
 from forecasting.registry.promotion import require_champion
 from pipelines._common import artifact_key, fanout_task_runner, io_task_options, name_run, resolve_settings, stamp
 
@@ -87,7 +88,8 @@ def predict_flow(model_name: str, alias: str = registry.CHAMPION, home: str | No
         predict_chunk.submit(model, chunk, f"{i + 1}/{len(chunks)} ({chunk['series_id'].nunique()} series)")
         for i, chunk in enumerate(chunks)
     ]
-    frame = pd.concat([f.result() for f in futures], ignore_index=True)  # submission order: series order
+    done = track(futures, f"predict {model_name}", len(futures), "chunks")
+    frame = pd.concat([f.result() for f in done], ignore_index=True)  # submission order: series order
     path = write(frame, str(settings.forecasts_dir), model.ref.name)
     append_to_log(frame, str(settings.home / "forecast_log"))
     summary = {"name": model.ref.name, "version": model.ref.version, "path": path,

@@ -38,9 +38,19 @@ def read_dataset(store_root: str, config: ForecasterConfig) -> pd.DataFrame:
     return ObservationStore(store_root).read(config.data.dataset, config.data.series)
 
 
+@task(cache_policy=NO_CACHE, **io_task_options())
+def open_training_run(config: ForecasterConfig, artifacts_dir: str) -> str:
+    """The MLflow run of this training, opened before it starts (true duration, live curves)."""
+    return registry.start_training_run(config, artifacts_dir=Path(artifacts_dir))
+
+
 @task(cache_policy=NO_CACHE)
-def train_model(config: ForecasterConfig, frame: pd.DataFrame, checkpoints: str) -> FitResult:
-    return fit(config, frame, checkpoint_dir=checkpoints)
+def train_model(config: ForecasterConfig, frame: pd.DataFrame, checkpoints: str, run_id: str | None = None,
+                fresh: bool = False) -> FitResult:
+    """Fit (a bar on a terminal, a log line per epoch elsewhere), each epoch's losses logged to ``run_id`` live;
+    resumes an interrupted training of the same config and data unless ``fresh``."""
+    on_epoch = registry.epoch_logger(run_id) if run_id else None
+    return fit(config, frame, checkpoint_dir=checkpoints, on_epoch=on_epoch, fresh=fresh)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="member {job.index}: lookback {job.config.window.lookback}, seed {job.config.training.seed}")
@@ -58,7 +68,8 @@ def train_members(jobs: list[MemberJob]) -> list[FitResult]:
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
-def register_model(result: FitResult, frame: pd.DataFrame, plots_dir: str, artifacts_dir: str) -> registry.ModelRef:
+def register_model(result: FitResult, frame: pd.DataFrame, plots_dir: str, artifacts_dir: str,
+                   run_id: str | None = None) -> registry.ModelRef:
     trained = result.forecaster
     plots = {}
     if result.validation is not None:
@@ -66,7 +77,8 @@ def register_model(result: FitResult, frame: pd.DataFrame, plots_dir: str, artif
         plots["validation"] = plot_forecasts(result.validation, result.series_ids, path, title=f"{trained.config.name}: validation")
     example = latest_history(frame, trained.config.window.lookback)
     return registry.log_and_register(
-        trained, history_example=example, plots=plots, artifacts_dir=Path(artifacts_dir), aliases=(registry.CHALLENGER,)
+        trained, history_example=example, plots=plots, artifacts_dir=Path(artifacts_dir), aliases=(registry.CHALLENGER,),
+        run_id=run_id,
     )
 
 
@@ -80,19 +92,31 @@ def decide_promotion(ref: registry.ModelRef, config: ForecasterConfig, frame: pd
 
 
 @flow(name="train", flow_run_name="train-{config_path}")
-def train_flow(config_path: str, home: str | None = None) -> dict:
-    """Train and register one model; returns its version and validation metrics."""
+def train_flow(config_path: str, home: str | None = None, fresh: bool = False) -> dict:
+    """Train and register one model; returns its version and validation metrics.
+
+    The MLflow run opens before training and gets every epoch's losses as they come. A training killed
+    part-way resumes from its last checkpoint when rerun with the same config and data (``fresh``: start
+    over); the killed attempt registered nothing and its run is marked FAILED, so a rerun or a Prefect
+    retry registers exactly one version.
+    """
     settings = resolve_settings(home)
     config = with_hardware(load_config(config_path), settings)
     settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     frame = read_dataset(str(settings.store_dir), config)
     if len(frame):
         name_run(f"train-{config.name}@{stamp(frame['timestamp'].max())}")
-    if config.model.ensemble is None:
-        result = train_model(config, frame, str(settings.checkpoints_dir))
-    else:  # members fan out through the task runner; their combination is scored here
-        result = fit(fanout_threads(config, settings), frame, checkpoint_dir=settings.checkpoints_dir, map_members=train_members)
-    ref = register_model(result, frame, str(settings.home / "plots"), str(settings.artifacts_dir))
+    run_id = open_training_run(config, str(settings.artifacts_dir))
+    try:
+        if config.model.ensemble is None:
+            result = train_model(config, frame, str(settings.checkpoints_dir), run_id, fresh)
+        else:  # members fan out through the task runner (each resumes on its own); their combination is scored here
+            result = fit(fanout_threads(config, settings), frame, checkpoint_dir=settings.checkpoints_dir,
+                         map_members=train_members, fresh=fresh)
+        ref = register_model(result, frame, str(settings.home / "plots"), str(settings.artifacts_dir), run_id)
+    except BaseException:
+        registry.end_training_run(run_id, "FAILED")  # registration ends its own run; this covers training
+        raise
     decision = decide_promotion(ref, config, frame, str(settings.home))
     metrics = result.forecaster.metrics
     has_champion = decision.promote or registry.champion_or_none(ref.name) is not None

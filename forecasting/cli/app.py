@@ -257,6 +257,9 @@ def _on_signal(signum: int, frame: object) -> None:
         _exit_now(code)
 
     threading.Thread(target=watchdog, name="forecast-stop-watchdog", daemon=True).start()
+    fetching = sys.modules.get("forecasting.data.sources.http")  # loaded only by commands that fetch
+    if fetching is not None:
+        fetching.request_stop()  # a fetch in a worker thread ends at its next chunk, not when its server stops trickling
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise SystemExit(code)

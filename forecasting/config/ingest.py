@@ -223,6 +223,10 @@ class FilesConfig(_IngestBase):
         default_factory=list,
         description="Covariates a model reads: a missing value quarantines its row. Others land as NaN (reported).",
     )
+    read_batch_rows: int = Field(
+        100_000, ge=1, le=10_000_000,
+        description="Rows read and parsed at a time; the file is streamed, so peak memory follows this (and the largest series), not the file.",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -249,7 +253,7 @@ class FilesConfig(_IngestBase):
 
         return FileSource(
             self.path, format=self.format, columns=self.columns, series_id=self.series_id,
-            timezone=self.timezone, policy=self.http.policy(),
+            timezone=self.timezone, policy=self.http.policy(), read_batch_rows=self.read_batch_rows,
         )
 
 
@@ -321,7 +325,7 @@ def one_off_file_config(
         from forecasting.data.sources.files import FileSource
 
         parse = parse_ingest_config({**raw, "freq": "D"}, source=f"--file {path}")  # every other flag checked first
-        frame = FileSource(path, format=parse.format, columns=columns, series_id=raw["series_id"], timezone=timezone).read_frame()
+        frame = FileSource(path, format=parse.format, columns=columns, series_id=raw["series_id"], timezone=timezone).longest_series()
         freq = infer_freq(frame, timezone or "UTC", what=f"file {path}")
     return parse_ingest_config({**raw, "freq": freq}, source=f"--file {path}")  # type: ignore[return-value]
 

@@ -8,6 +8,9 @@ The steps, each usable alone (the Prefect flow runs them as tasks):
 3. ``store_batch``: per series, ``check_batch`` splits good from bad rows,
    the gap policy fills short gaps (with the stored neighbours as context),
    bad rows go to quarantine, good rows are upserted with the fetch's lineage.
+   A file arrives spilled to disk per series (``SpilledBatch``): it is checked
+   and stored one part at a time, each part holding whole series, so memory
+   follows the part, not the file.
 
 A series is the unit of atomicity: its rows land completely or not at all,
 and a failure in one series (or one fetch) never blocks the others. A full
@@ -27,11 +30,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from forecasting.data.calendar import Grid, regularize
-from forecasting.data.quality import check_batch
+from forecasting.data.quality import CheckedBatch, check_batch
 from forecasting.data.quarantine import Quarantine
 from forecasting.data.sources.base import Batch, FetchUnit
+from forecasting.data.sources.files import SpilledBatch
 from forecasting.data.store import ObservationStore
 from forecasting.errors import DataValidationError, ForecastingError, capped_list
+from forecasting.progress import track
 
 if TYPE_CHECKING:  # the data layer sits below config; it only reads the config it is handed
     from forecasting.config.ingest import IngestConfig
@@ -102,16 +107,57 @@ def until(config: IngestConfig, now: pd.Timestamp | None = None) -> pd.Timestamp
 
 def store_batch(store: ObservationStore, config: IngestConfig, batch: Batch, unit: FetchUnit) -> list[SeriesReport]:
     """Check, fill and store one fetched batch; one report per series, failures included."""
-    dataset = config.dataset
+    if isinstance(batch, SpilledBatch):
+        return _store_spilled(store, config, batch, unit)
     try:
         checked = check_batch(batch.frame, config.rules(), name=f"{batch.source} batch {unit.key}")
     except DataValidationError as exc:
-        return failed(dataset, unit, exc)
-    series = sorted({*unit.series_ids, *checked.good["series_id"], *checked.quarantine["series_id"]})
+        return failed(config.dataset, unit, exc)
+    return _store_checked(store, config, batch, unit, checked, sorted({*unit.series_ids, *checked.good["series_id"], *checked.quarantine["series_id"]}))
+
+
+def _store_spilled(store: ObservationStore, config: IngestConfig, batch: SpilledBatch, unit: FetchUnit) -> list[SeriesReport]:
+    """A big file, one part at a time: every series of a part is whole, so it is checked as the whole file would be.
+
+    Reports come back sorted by series, as for any batch; a full disk names every series not yet stored.
+    """
+    reports: list[SeriesReport] = []
+    try:
+        for frame in batch.frames():
+            try:
+                checked = check_batch(frame, config.rules(), name=f"{batch.source} batch {unit.key}")
+            except DataValidationError as exc:
+                reports.extend(failed(config.dataset, unit, exc))
+                break
+            series = sorted({*checked.good["series_id"], *checked.quarantine["series_id"]})
+            del frame
+            try:
+                reports.extend(_store_checked(store, config, batch, unit, checked, series))
+            except StoppedError as stop:  # a full disk: this part's reports, then every series no part reached
+                reported = {r.series_id for r in (*reports, *stop.reports)}
+                rest = not_tried(config.dataset, [s for s in batch.series_ids if s not in reported])
+                raise StoppedError(stop.cause, sorted([*reports, *stop.reports, *rest], key=lambda r: r.series_id)) from None
+        seen = {r.series_id for r in reports}
+        missing = [s for s in unit.series_ids if s not in seen]  # a single-series file with no row for it
+        if missing:
+            reports.extend(_store_checked(store, config, batch, unit, check_batch(batch.frame, config.rules()), missing))
+    except ForecastingError:
+        batch.close()
+        raise
+    # Any other error (a transient OSError) keeps the parts, so a retry of this store step can read them again;
+    # they go when the batch is garbage collected.
+    batch.close()
+    return sorted(reports, key=lambda r: r.series_id)
+
+
+def _store_checked(
+    store: ObservationStore, config: IngestConfig, batch: Batch, unit: FetchUnit, checked: CheckedBatch, series: list[str]
+) -> list[SeriesReport]:
+    dataset = config.dataset
     reports = []
     goods = dict(tuple(checked.good.groupby("series_id", sort=False)))  # one pass, not one scan per series
     bads = dict(tuple(checked.quarantine.groupby("series_id", sort=False)))
-    for sid in series:
+    for sid in track(series, f"ingest {dataset}", len(series)):
         good = goods.get(sid, checked.good.iloc[0:0])
         bad = bads.get(sid, checked.quarantine.iloc[0:0])
         report = SeriesReport(

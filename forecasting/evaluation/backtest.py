@@ -37,6 +37,7 @@ from forecasting.evaluation.statistical import forecast_at_origins
 from forecasting.config.model import ForecasterConfig
 from forecasting.data.calendar import offset_for
 from forecasting.errors import ForecastingError
+from forecasting.progress import track
 from forecasting.inference import predict_starts
 from forecasting.model.forecaster import TrainedForecaster
 from forecasting.evaluation.metrics import seasonal_naive_scale
@@ -72,7 +73,7 @@ a Prefect task per fold (on a Dask cluster, say) in the backtest flow."""
 
 
 def fit_folds_in_turn(jobs: list[FoldJob]) -> list[tuple[TrainedForecaster, float]]:
-    return [fit_fold(job) for job in jobs]
+    return [fit_fold(job) for job in track(jobs, "backtest refits", len(jobs), "folds")]
 
 
 MODEL = "model"

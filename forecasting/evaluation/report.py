@@ -283,7 +283,8 @@ def verdict(result: BacktestResult, scores: Scores) -> str:
 
 
 def write_report(result: BacktestResult, directory: str | Path, scores: Scores | None = None) -> ReportFiles:
-    """Write report.md, summary/by_step/by_series CSVs, forecasts.parquet and two PNG plots."""
+    """Write report.md (and report.html, plots inline, for the MLflow UI), summary/by_step/by_series CSVs,
+    forecasts.parquet and two PNG plots."""
     from forecasting.data.store import write_parquet_atomic
     from forecasting.evaluation.plots import plot_backtest_forecasts, plot_error_by_step
 
@@ -314,8 +315,38 @@ def write_report(result: BacktestResult, directory: str | Path, scores: Scores |
     )
     markdown = directory / "report.md"
     images = {"error_by_step": "error_by_step.png", "forecasts": "forecasts.png"}
-    markdown.write_text(to_markdown(result, scores, images=images))
-    return ReportFiles(directory, markdown, (markdown, *paths))
+    text = to_markdown(result, scores, images=images)
+    markdown.write_text(text)
+    html = directory / "report.html"
+    html.write_text(to_html(text, directory, images, title=f"Backtest: {result.label}"))
+    return ReportFiles(directory, markdown, (markdown, html, *paths))
+
+
+def to_html(markdown_text: str, directory: Path, images: dict[str, str], *, title: str) -> str:
+    """The Markdown report as one self-contained HTML page, its plots inlined as data URIs.
+
+    The MLflow UI renders an HTML artifact (in a sandboxed frame that cannot fetch the PNGs beside it) but shows
+    Markdown as plain text, so this is the page to open there; report.md stays for terminals and diffs.
+    """
+    import base64
+    import html
+
+    for file in images.values():
+        path = directory / file
+        if path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode()
+            markdown_text = markdown_text.replace(f"]({file})", f"](data:image/png;base64,{data})")
+    try:
+        import markdown  # Python-Markdown: tables and fenced code, as the report uses them
+    except ImportError:  # still readable: the text as written, the plots inline
+        body = f"<pre>{html.escape(markdown_text)}</pre>"
+    else:
+        body = markdown.markdown(markdown_text, extensions=["tables", "fenced_code"])
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+             "img{max-width:100%}pre{background:#f6f6f6;padding:.5em;overflow:auto}")
+    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
 def _widest_interval(result: BacktestResult) -> tuple[str, str] | None:

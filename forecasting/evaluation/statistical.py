@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecasting.errors import ForecastingError
+from forecasting.progress import Progress
 
 STATISTICAL: tuple[str, ...] = ("ets", "theta", "arima")
 """Names as configs and reports spell them: AutoETS, AutoTheta, AutoARIMA."""
@@ -88,6 +89,7 @@ def statistical_forecasts(
 
     factories = {"ets": AutoETS, "theta": AutoTheta, "arima": AutoARIMA}
     cleaned = [_clean(h, max_history) for h in histories]
+    progress = Progress("statistical baselines", len(models) * len(cleaned), "fits")
     for name in models:
         started = time.perf_counter()
         out = np.empty((len(cleaned), horizon))  # (windows, horizon)
@@ -102,9 +104,11 @@ def statistical_forecasts(
                 failed += 1
                 pred = _seasonal_naive(y, horizon, season)
             out[i] = pred
+            progress.advance()
         result.forecasts[name] = out
         result.fallbacks[name] = failed
         result.seconds[name] = time.perf_counter() - started
+    progress.finish()
     return result
 
 

@@ -86,7 +86,10 @@ class LitForecaster(pl.LightningModule):
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
         past, future, y, series = batch  # (B, lookback, F_past), (B, horizon, F_future), (B, horizon), (B,)
         loss = self.loss_fn(self.net(past, future, series), y)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=past.shape[0], sync_dist=stage == "val")
+        self.log(
+            f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=past.shape[0], sync_dist=stage == "val",
+            prog_bar=True,
+        )
         return loss
 
     def training_step(self, batch: Batch | ForkedBatch, batch_idx: int) -> torch.Tensor:  # noqa: D102 - Lightning hook
@@ -113,7 +116,7 @@ class LitForecaster(pl.LightningModule):
         f = self.forking
         pred = self.net.forward_forked(past, future, series, lookback=f.lookback, stride=f.stride)  # (C, k, H, n_out)
         loss = self.loss_fn(pred, y, weight)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=weight.numel())
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=weight.numel(), prog_bar=True)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:  # noqa: D102 - Lightning hook
@@ -347,6 +350,13 @@ class LossHistory(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._record(trainer)
+
+    def state_dict(self) -> dict:
+        """Saved in checkpoints (plain floats), so a resumed training keeps the curve of its first epochs."""
+        return {"epochs": [dict(e) for e in self.epochs]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.epochs = [dict(e) for e in state_dict.get("epochs", [])]
 
     def _record(self, trainer: pl.Trainer) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_loss")}

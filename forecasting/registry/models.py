@@ -11,6 +11,7 @@ or nothing; ``recover`` cleans up after a killed process.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
@@ -145,6 +147,58 @@ def fault_point(name: str) -> None:
     time.sleep(3600)
 
 
+def start_training_run(
+    config: Any, *, artifacts_dir: Path | None = None, experiment: str | None = None, resumable: bool = True
+) -> str:
+    """Open the MLflow run of one training before it starts; returns its run id.
+
+    The run carries its owner tags and the resolved config from the start, so the UI shows it RUNNING with
+    a true start time, and ``epoch_logger`` adds each epoch's losses live. ``log_and_register(run_id=...)``
+    completes the same run; ``end_training_run`` ends it FAILED when training fails. Runs a killed process
+    left RUNNING are marked FAILED first (``recover``).
+    """
+    experiment_id = ensure_experiment(experiment or config.name, artifacts_dir)
+    recover(config.name)
+    client = MlflowClient()
+    run = client.create_run(experiment_id, run_name=f"train-{config.name}", tags=owner_tags())
+    run_id = run.info.run_id
+    try:
+        params = [Param(k, str("" if v is None else v)) for k, v in config.flat().items()]
+        for i in range(0, len(params), 100):  # the tracking API takes at most 100 params a batch
+            client.log_batch(run_id, params=params[i : i + 100])
+        client.log_text(run_id, config_to_yaml(config), "config.yaml")
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    return run_id
+
+
+def epoch_logger(run_id: str) -> Callable[[dict[str, float], int], None]:
+    """An ``on_epoch(metrics, epoch)`` hook for ``train.fit`` that logs each epoch's losses to run ``run_id``
+    as it ends, so the curves grow while it trains (step: the 0-based epoch, as ``TrainedForecaster.history``)."""
+    import time
+
+    from mlflow.entities import Metric
+
+    client = MlflowClient()
+
+    def on_epoch(metrics: dict[str, float], epoch: int) -> None:
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch - 1) for k, v in metrics.items()])
+
+    return on_epoch
+
+
+def end_training_run(run_id: str, status: str = "FAILED") -> None:
+    """End a training run that will not be registered (training failed or was interrupted); best effort."""
+    try:
+        client = MlflowClient()
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status=status)
+    except MlflowException:
+        pass
+
+
 def log_and_register(
     trained: TrainedForecaster,
     *,
@@ -153,6 +207,7 @@ def log_and_register(
     artifacts_dir: Path | None = None,
     experiment: str | None = None,
     aliases: tuple[str, ...] = (CHAMPION,),
+    run_id: str | None = None,
 ) -> ModelRef:
     """Log one training run, register its model as a new version and point ``aliases`` at it.
 
@@ -161,6 +216,9 @@ def log_and_register(
     leaves a version without its decision tag, which is never served and which the next command touching
     the model deletes (``recover``), marking the run FAILED. Registering straight to ``champion`` records
     that as the version's decision.
+
+    ``run_id``: the run ``start_training_run`` opened when training began (its params and per-epoch losses
+    are already logged); the version is registered from that run, not from a second one.
     """
     config = trained.config
     check_finite(trained)
@@ -170,17 +228,21 @@ def log_and_register(
     client = MlflowClient()
     version = ""
     try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.name}") as run:
+        opened = run_id is not None
+        start = {"run_id": run_id} if opened else {"experiment_id": experiment_id, "run_name": f"train-{config.name}"}
+        with mlflow.start_run(**start) as run:
             run_id = run.info.run_id
             mlflow.set_tags(owner_tags())
-            mlflow.log_params({k: "" if v is None else v for k, v in config.flat().items()})
-            for epoch in trained.history:
-                step = int(epoch["epoch"])
-                mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=step)
+            if not opened:  # an opened run has its params and its epochs' losses already
+                mlflow.log_params({k: "" if v is None else v for k, v in config.flat().items()})
+                for epoch in trained.history:
+                    step = int(epoch["epoch"])
+                    mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=step)
             mlflow.log_metrics(trained.metrics)
             mlflow.log_metric("train_seconds", trained.meta.get("train_seconds", 0.0))
             mlflow.set_tags(tags)
-            mlflow.log_text(config_to_yaml(config), "config.yaml")
+            if not opened:
+                mlflow.log_text(config_to_yaml(config), "config.yaml")
             mlflow.log_dict(trained.scaler.to_dict(), "scaler.json")
             mlflow.log_dict(trained.meta, "lineage.json")
             for name, path in (plots or {}).items():
@@ -614,6 +676,18 @@ def set_champion(
     for key in ("val_mae", "val_mae_skill", "val_stat_model_mae", "val_ets_mae", "val_theta_mae", "val_arima_mae"):
         if key in trained.metrics:
             client.set_registered_model_tag(name, f"champion_{key}", f"{trained.metrics[key]:.4g}")
+
+
+def describe_decision(name: str, version: str, text: str) -> None:
+    """Put the promotion decision (``text``, Markdown) under the version's description, replacing an earlier one,
+    so the version's page says why it serves: its backtest scores against the baselines and the decision."""
+    client = MlflowClient()
+    current = client.get_model_version(name, version).description or ""
+    kept = current.split(_DECISION_MARK)[0].rstrip()
+    client.update_model_version(name, version, description=f"{kept}\n\n{_DECISION_MARK}\n\n{text}".lstrip())
+
+
+_DECISION_MARK = "<!-- promotion decision -->"
 
 
 def ensure_version(name: str, version: str) -> None:

@@ -246,14 +246,35 @@ def promote_challenger(
             "promotion.by": "train flow",
             "promotion.at": _now(),
         }
+        if ch_scores is not None:  # what monitoring holds every champion to, the first one included
+            promised = _metric(ch_scores, "model", "mase")
+            if math.isfinite(promised):
+                record["monitor.promised_mase"] = f"{promised:.6g}"
         if decision.promote:
             registry.set_champion(name, version, previous=current.version if current else None, record=record,
                                   trained=challenger)
         else:
             registry.tag_version(name, version, record)
+        registry.describe_decision(name, version, decision_text(decision, record, scored))
     if report_dir is not None and ch_result is not None:
         write_report(ch_result, report_dir, ch_scores)
     return decision
+
+
+def decision_text(decision: Decision, record: dict[str, str], scored: dict[str, float]) -> str:
+    """The version description's paragraph on why it serves (or not): decision, backtest scores, baselines."""
+    m = decision.metric.upper()
+    lines = [f"**Promotion: {record['promotion.decision']}** ({record['promotion.at']}). {decision.reason}"]
+    if math.isfinite(decision.challenger):
+        rows = [f"| this version | {decision.challenger:.4g} |"]
+        rows += [f"| {b} | {v:.4g} |" for b, v in scored.items()]
+        if decision.champion is not None:
+            rows.append(f"| champion v{record['promotion.compared_with']} | {decision.champion:.4g} |")
+        lines.append(f"Backtest on {record['promotion.origins']} origins, {m} (lower is better):\n\n"
+                     f"| forecaster | {m} |\n|---|---|\n" + "\n".join(rows))
+    if "monitor.promised_mase" in record:
+        lines.append(f"Monitoring holds it to MASE {record['monitor.promised_mase']} (its backtest MASE).")
+    return "\n\n".join(lines)
 
 
 class NoChampionError(ForecastingError):

@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from forecasting.data.sources.base import REASON, SourceError
+from forecasting.data.sources.base import REASON, Batch, SourceError
 from forecasting.data.sources.files import FileSource
 from forecasting.data.sources.http import HttpPolicy
 from forecasting.errors import DataValidationError
@@ -17,8 +17,13 @@ UNTIL = pd.Timestamp("2030-01-01", tz="UTC")
 STOOQ_CSV = "stooq/aapl_2012-06-25_2012-07-10.csv"
 
 
-def _fetch(source: FileSource, since: dict | None = None):
-    return source.fetch(source.units()[0], since or {}, UNTIL)
+def _fetch(source: FileSource, since: dict | None = None) -> Batch:
+    """The fetch with its rows in ``frame`` (the source spills them to per-series parts on disk)."""
+    batch = source.fetch(source.units()[0], since or {}, UNTIL)
+    try:
+        return Batch(batch.source, batch.unit, batch.read_all(), batch.request, batch.fetched_at)
+    finally:
+        batch.close()
 
 
 def test_a_mapped_single_series_csv_with_naive_dates_in_a_zone(tmp_path) -> None:

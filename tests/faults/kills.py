@@ -131,7 +131,10 @@ def registry_problems(tmp: Path, *, versions: int = 1) -> list[str]:
     running = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
     if running:
         problems.append(f"{len(running)} run(s) left RUNNING")
-    orphans = list((tmp / "checkpoints").glob(f"fit-{socket.gethostname()}-*")) if (tmp / "checkpoints").exists() else []
+    # A killed training's resume-KEY folder is kept on purpose: a rerun of the same config and data resumes
+    # from it (tests/test_resume.py), and it expires after a week. Private fit-HOST-PID folders never resume.
+    checkpoints = tmp / "checkpoints"
+    orphans = list(checkpoints.glob(f"fit-{socket.gethostname()}-*")) if checkpoints.exists() else []
     if orphans:
         problems.append(f"{len(orphans)} orphaned checkpoint folder(s)")
     for lock in (tmp / "locks").glob("*.lock") if (tmp / "locks").exists() else []:
@@ -148,7 +151,7 @@ def kill_training(tmp: Path) -> list[str]:
     proc = _start(tmp, epochs=400, alias="champion", step="train")
     _wait_for(tmp / "fitting", proc, 180, "training to start")
     deadline = time.monotonic() + 120
-    while not any((tmp / "checkpoints").glob("fit-*/best*.ckpt")) and time.monotonic() < deadline:
+    while not any((tmp / "checkpoints").glob("*/best*.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.2)  # at least one epoch checkpointed: killed mid-training, with files on disk
     if proc.poll() is not None:
         return [f"training finished before the kill ({proc.returncode})"]

@@ -65,6 +65,19 @@ def test_train_then_predict(flow_env, weather_config):
     assert registry.resolve("tiny-seattle-daily").version == summary["version"]
     assert summary["metrics"]["val_mae"] > 0
     assert summary["promoted"] and "first model of this name" in summary["reason"]
+    # Issue 20: one run, opened before training (its duration covers it), each epoch logged to it, then FINISHED.
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("tiny-seattle-daily")
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.run_id for r in runs] == [summary["run_id"]]
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [0, 1]
+    lineage = registry.load_trained("tiny-seattle-daily", summary["version"]).meta
+    assert (run.info.end_time - run.info.start_time) / 1000 >= lineage["train_seconds"]
+    assert run.data.params["training.max_epochs"] == "2"
 
     out = predict_flow("tiny-seattle-daily", home=str(flow_env))
     frame = pd.read_parquet(out["path"])
@@ -88,6 +101,10 @@ def test_bad_config_fails_the_flow_and_registers_nothing(flow_env):
     with pytest.raises(ForecastingError, match=r"\['humidity'\] not found"):
         train_flow(str(path), home=str(flow_env))
     assert not MlflowClient().search_registered_models(filter_string="name = 'bad-columns'")
+    experiment = MlflowClient().get_experiment_by_name("bad-columns")
+    if experiment is not None:  # a run opened for the training ends FAILED, never left RUNNING
+        statuses = {r.info.status for r in MlflowClient().search_runs([experiment.experiment_id])}
+        assert statuses <= {"FAILED"}, statuses
 
 
 def test_predict_with_missing_alias_is_a_user_error(flow_env):
@@ -171,7 +188,7 @@ def test_retries_sit_on_io_tasks_only():
     from pipelines import backtest, ingest, predict, train
 
     io = [predict.load_model, predict.read_history, predict.write, predict.append_to_log, train.read_dataset,
-          train.register_model, backtest.load_model, backtest.read_dataset, backtest.log_run, ingest.store]
+          train.register_model, train.open_training_run, backtest.load_model, backtest.read_dataset, backtest.log_run, ingest.store]
     compute = [predict.predict_chunk, train.train_model, train.decide_promotion, backtest.run_backtest, backtest.report,
                ingest.fetch]  # fetch: the sources retry HTTP themselves
     assert all(t.retries == 3 and t.retry_delay_seconds for t in io), [t.name for t in io if not t.retries]

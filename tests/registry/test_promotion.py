@@ -284,3 +284,35 @@ def race_two_challengers(good, register, promote, store, frame, uri: str, lock_d
     loser_tags = registry.version_tags(v1.name, loser)
     assert loser_tags["promotion.decision"] == "rejected"
     assert loser_tags["promotion.compared_with"] == winner
+
+
+def test_a_first_champion_says_why_it_serves_promises_an_error_and_its_report_renders(lifecycle, tiny_fit):
+    """Issue 20, item 6: the version's description carries the decision and the backtest against the baselines;
+    the first champion gets a promised MASE for monitoring; the report is one HTML page with its plots inline."""
+    from mlflow import MlflowClient
+
+    from forecasting.ops.monitor import promised_mase
+
+    good, register, _, store = lifecycle
+    ref = register(good)
+    decision = promotion.promote_and_attach_report(ref, tiny_fit[1], lock_dir=store / "locks", metric="mae", margin=0.0,
+                                                   origins=5)
+    assert decision.promote and "first model" in decision.reason
+    tags = registry.version_tags(ref.name, ref.version)
+    assert np.isfinite(promised_mase(tags)) and promised_mase(tags) == float(tags["monitor.promised_mase"]) > 0
+
+    description = MlflowClient().get_model_version(ref.name, ref.version).description
+    assert description.startswith("LSTM forecaster of `synthetic`")  # what it is, kept
+    assert "**Promotion: promoted**" in description and decision.reason in description
+    assert f"| this version | {decision.challenger:.4g} |" in description
+    assert f"| seasonal_naive | {float(tags['promotion.baseline.seasonal_naive']):.4g} |" in description
+    assert f"MASE {tags['monitor.promised_mase']}" in description
+    registry.describe_decision(ref.name, ref.version, "decided again")  # replaces, never piles up
+    again = MlflowClient().get_model_version(ref.name, ref.version).description
+    assert again.count("<!-- promotion decision -->") == 1 and again.endswith("decided again")
+    assert "**Promotion:" not in again
+
+    local = MlflowClient().download_artifacts(ref.run_id, "backtest/report.html", str(store / "download"))
+    page = open(local).read()
+    assert page.count("<img") == 2 and page.count('src="data:image/png;base64,') == 2
+    assert "<table>" in page and "error_by_step.png" not in page

@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
 
 def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="Forecaster YAML, e.g. configs/weather.yaml.")],
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over: ignore the checkpoint an interrupted training of this config and data left behind.")] = False,
     home: HomeOption = None,
 ) -> None:
     """Train one model and register it in MLflow as the challenger; the promotion gate decides whether it becomes champion."""
@@ -36,7 +37,7 @@ def train(
     run_or_exit(load_config, config)  # fail fast on a bad config, before any server starts
     from pipelines.train import train_flow
 
-    summary = run_or_exit(train_flow, str(config), home=str(settings.home))
+    summary = run_or_exit(train_flow, str(config), home=str(settings.home), fresh=fresh)
     print_training([summary])
 
 

@@ -50,4 +50,4 @@ def register(app: typer.Typer) -> None:
         from prefect import serve as prefect_serve  # Prefect: only after setup_home
 
         console.print(f"serving {len(deployments)} deployments; state in {settings.home}", highlight=False)
-        prefect_serve(*deployments, limit=limit, print_starting_message=False)
+        run_or_exit(prefect_serve, *deployments, limit=limit, print_starting_message=False)
