@@ -319,7 +319,7 @@ def _settings(res: Results) -> list[str]:
         "the points before it and are scored on every origin whose 24 targets lie inside it, stride 1, in original "
         "units. MASE divides by each series' in-sample seasonal-naive (24) MAE over its training part "
         "(`forecasting.metrics.seasonal_naive_scale`).",
-        f"- Weather: the bundled hourly Seattle temperatures (`seattle_temps`, one series"
+        "- Weather: the bundled hourly Seattle temperatures (`seattle_temps`, one series"
         + (f", its last {w.weather_points:,} points" if w.weather_points else "")
         + ", the one missing hour interpolated), same model, budget and hold-out rule.",
         "- Inference and backtest use the hold-out windows; their weights are untrained (speed does not depend on them).",

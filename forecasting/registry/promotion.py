@@ -303,7 +303,7 @@ def require_champion(name: str) -> registry.ModelRef:
     else:
         why = f"the champion alias was removed (latest v{latest.version}: {decision}, {reason})"
     raise NoChampionError(
-        f"model '{name}' has no champion: {why}; promote one with `forecast promote {name} VERSION --why ...`"
+        f"model '{name}' has no champion: {why}; promote one with `forecast promote --model {name} --version VERSION --why ...`"
     )
 
 

@@ -137,7 +137,7 @@ def test_a_name_whose_only_version_fails_the_gate_has_no_champion_and_predict_sa
 
     expected = (f"model 'tiny-gated' has no champion: no version passed the promotion gate "
                 f"(latest v{summary['version']}: {summary['reason']}); "
-                "promote one with `forecast promote tiny-gated VERSION --why ...`")
+                "promote one with `forecast promote --model tiny-gated --version VERSION --why ...`")
     with pytest.raises(NoChampionError) as caught:
         predict_flow("tiny-gated", home=str(flow_env))
     assert str(caught.value) == expected

@@ -71,7 +71,7 @@ def test_first_model_that_loses_to_seasonal_naive_is_not_champion(lifecycle, tin
     assert "\n" not in message
     assert message.startswith(f"model '{v1.name}' has no champion: no version passed the promotion gate "
                               f"(latest v{v1.version}: lost to seasonal naive (mae ")
-    assert message.endswith(f"promote one with `forecast promote {v1.name} VERSION --why ...`")
+    assert message.endswith(f"promote one with `forecast promote --model {v1.name} --version VERSION --why ...`")
     with pytest.raises(ForecastingError, match="no registered model 'ghost'"):
         promotion.require_champion("ghost")
 
