@@ -23,7 +23,8 @@ EVERY_SECONDS = 10.0
 """Least time between two progress lines of one loop: often enough to show life, rarely enough to read."""
 
 
-def _duration(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """``m:ss`` or ``h:mm:ss``: elapsed time and ETA in every progress line, training's included."""
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -57,9 +58,9 @@ class Progress:
     def line(self, now: float) -> str:
         elapsed = now - self.started
         share = self.done / self.total if self.total else 1.0
-        text = f"{self.what}: {self.done}/{self.total} {self.unit} ({share:.0%}), elapsed {_duration(elapsed)}"
+        text = f"{self.what}: {self.done}/{self.total} {self.unit} ({share:.0%}), elapsed {clock(elapsed)}"
         if 0 < self.done < self.total:
-            text += f", ETA {_duration(elapsed / self.done * (self.total - self.done))}"
+            text += f", ETA {clock(elapsed / self.done * (self.total - self.done))}"
         return text
 
 

@@ -20,6 +20,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 
+from forecasting.progress import clock
+
 log = logging.getLogger(__name__)
 
 EpochHook = Callable[[dict[str, float], int], None]
@@ -53,13 +55,6 @@ def _format(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else str(value)
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 class EpochProgress(pl.Callback):
     """One line per epoch (``epoch k/N: train_loss .., val_loss .., elapsed m:ss, ETA m:ss``) and the ``on_epoch`` hook.
 
@@ -89,9 +84,9 @@ class EpochProgress(pl.Callback):
         elapsed = time.monotonic() - self._started
         done = max(1, epoch - self._first_epoch)
         parts = [f"{k} {_format(v)}" for k, v in sorted(metrics.items(), key=lambda kv: kv[0] != "train_loss")]
-        parts.append(f"elapsed {_duration(elapsed)}")
+        parts.append(f"elapsed {clock(elapsed)}")
         if total is not None:
-            parts.append(f"ETA {_duration(elapsed / done * max(0, total - epoch))}")
+            parts.append(f"ETA {clock(elapsed / done * max(0, total - epoch))}")
         prefix = f"{self.name}: " if self.name else ""
         log.log(self.level, "%sepoch %d/%s: %s", prefix, epoch, total or "?", ", ".join(parts))
         if self.on_epoch is not None:
