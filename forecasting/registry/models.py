@@ -28,6 +28,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 from forecasting.config.model import config_to_yaml
 from forecasting.errors import ForecastingError
 from forecasting.model.forecaster import TrainedForecaster
+from forecasting.registry import overview
 from forecasting.registry.serving import ForecasterModel, select_quantiles
 
 _select_quantiles = select_quantiles  # the name tests and older callers import
@@ -54,18 +55,8 @@ class ModelRef:
 
 
 def configure(tracking_uri: str) -> None:
-    """Point the client at a tracking store (the registry shares it); refuse pickled models from then on.
-
-    Versions are logged as code with plain-file weights, so no model of ours needs unpickling; with
-    ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` off, a ``python_model.pkl`` swapped into the artifact store is
-    refused by ``mlflow.pyfunc.load_model`` instead of run (set it to ``true`` to load older, pickled versions
-    that way; ``load`` reads them from their data files regardless).
-    """
-    import os
-
-    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    """Point the client at a tracking store and refuse pickled models: ``overview.configure``."""
+    overview.configure(tracking_uri)
 
 
 def ensure_experiment(name: str, artifacts_dir: Path | None) -> str:

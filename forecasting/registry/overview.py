@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from typing import Any
 
 import mlflow
@@ -29,7 +30,15 @@ MODEL_ROW = "model"
 
 
 def configure(tracking_uri: str) -> None:
-    """Point the client at a tracking store and its registry (as ``models.configure``, without torch)."""
+    """Point the client at a tracking store (the registry shares it); refuse pickled models from then on.
+
+    The one home of this set-up: ``models.configure`` calls it, and it imports no torch, so ``forecast
+    status`` starts fast. Versions are logged as code with plain-file weights, so no model of ours needs
+    unpickling; with ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` off, a ``python_model.pkl`` swapped into the
+    artifact store is refused by ``mlflow.pyfunc.load_model`` instead of run (set it to ``true`` to load
+    older, pickled versions that way; ``models.load`` reads them from their data files regardless).
+    """
+    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
 
