@@ -77,21 +77,20 @@ def resolve_forking(config: ForecasterConfig, net: RecurrentForecaster | None = 
     standard task (lookback 168, stride 1, 32 windows a chunk) about 8x the
     windows per second. It is used whenever it is exact for the network (``net``,
     default the one the config builds: ``RecurrentForecaster.fork_blocker`` is
-    the one home of that rule) and the training windows do not need
-    per-window masks (padding), on CPU and GPU alike; ``training.forking: off``
+    the one home of that rule), on CPU and GPU alike; ``training.forking: off``
     turns it off. The only difference from the standard path: window ``j`` of
-    a chunk was read after ``j * stride`` more steps than its lookback.
-    ``model.anchor: delta`` keeps the level-free inputs of ``last`` and forks:
-    its encoder reads changes, the same for every window holding a step.
+    a chunk was read after ``j * stride`` more steps than its lookback. Padded
+    training (short series) masks a chunk's prefix, which its windows share
+    (``lightning.mask_prefix``). ``model.anchor: delta`` (what 'auto' resolves
+    to for levels) keeps the level-free inputs of ``last`` and forks: its
+    encoder reads changes, the same for every window holding a step.
     """
     t = config.training
-    k = min(t.forking_windows, t.batch_size)
+    k = t.fork_chunk
     if t.forking == "off":
         return 1, "training.forking is off"
     if (blocker := (net if net is not None else build_network(config)).fork_blocker()) is not None:
         return 1, blocker
-    if config.padded and config.window.pad_fraction > 0:
-        return 1, "padded training masks each window's prefix on its own (window.min_length < lookback)"
     if k < 2:
         return 1, "one window per chunk (training.forking_windows or batch_size is 1)"
     return k, f"{k} windows per chunk share one encoder pass"
@@ -266,6 +265,7 @@ def fit(
         "torch": torch.__version__,
         "seed": t.seed,
         "training_path": {"forked_windows": fork_windows, "why": fork_reason},
+        "anchor": config.resolved_anchor,  # what model.anchor 'auto' meant when it was trained (see load)
         "resumed_after_epoch": resumed_after,
     }
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -556,9 +556,11 @@ def _fit_ensemble(
         "wall_seconds": round(time.perf_counter() - started, 3),
         "ensemble": [
             {"seed": m.config.training.seed, "lookback": m.config.window.lookback, "epochs": m.meta.get("epochs"),
-             "train_seconds": m.meta.get("train_seconds"), "val_mae": m.metrics.get("val_mae")}
+             "train_seconds": m.meta.get("train_seconds"), "val_mae": m.metrics.get("val_mae"),
+             "forked_windows": m.meta.get("training_path", {}).get("forked_windows")}
             for m in members
         ],
+        "anchor": members[0].meta.get("anchor"),
         "data": data_fingerprint(prepared.frame),
         "hardware": members[0].meta.get("hardware", {}),
         "torch": torch.__version__,

@@ -241,22 +241,25 @@ def test_a_freq_that_does_not_match_the_data_is_named():
 @pytest.mark.parametrize(
     "overrides,windows",
     [
-        ({"model": {"anchor": "none"}}, 32),
-        ({"data": {"target_transform": "difference"}}, 32),  # anchor 'auto' resolves to none
-        ({"model": {"anchor": "none", "embedding_dim": 2, "quantiles": [0.1, 0.5, 0.9]}, "data": {"calendar": ["hour_of_day"]}}, 32),
-        ({"model": {"anchor": "none"}, "training": {"forking_windows": 8}}, 8),
-        ({"model": {"anchor": "none"}, "training": {"batch_size": 16}}, 16),
-        ({}, 1),  # anchor 'auto' resolves to last
+        ({"model": {"anchor": "none"}}, 8),  # forking_windows 'auto': batch 64 // 8
+        ({"data": {"target_transform": "difference"}}, 8),  # anchor 'auto' resolves to none
+        ({"model": {"anchor": "none", "embedding_dim": 2, "quantiles": [0.1, 0.5, 0.9]}, "data": {"calendar": ["hour_of_day"]}}, 8),
+        ({"model": {"anchor": "none"}, "training": {"forking_windows": 32}}, 32),
+        ({"model": {"anchor": "none"}, "training": {"batch_size": 16, "forking_windows": 32}}, 16),
+        ({"model": {"anchor": "none"}, "training": {"batch_size": 512}}, 32),  # 'auto' stops at 32
+        ({}, 8),  # anchor 'auto' resolves to delta
+        ({"model": {"anchor": "last"}}, 1),
         ({"model": {"anchor": "none"}, "training": {"forking": "off"}}, 1),
         ({"model": {"anchor": "none", "bidirectional": True}}, 1),
         ({"model": {"anchor": "none", "head": "autoregressive"}}, 1),
-        ({"data": {"target_transform": "log-return"}, "window": {"min_length": 24}}, 1),
-        ({"model": {"anchor": "delta"}}, 32),  # level-free like 'last', but its encoder inputs are shared
+        ({"data": {"target_transform": "log-return"}, "window": {"min_length": 24}}, 8),  # padded chunks fork
+        ({"model": {"anchor": "delta"}}, 8),  # level-free like 'last', but its encoder inputs are shared
         ({"model": {"anchor": "delta", "head": "autoregressive"}}, 1),
+        ({"training": {"batch_size": 8}}, 1),  # 'auto': one window per chunk
     ],
     ids=[
-        "anchor-none", "difference", "embedding-quantiles-calendar", "8-windows", "batch-16", "anchor-last", "off",
-        "bidirectional", "seq2seq", "padded", "anchor-delta", "delta-seq2seq",
+        "anchor-none", "difference", "embedding-quantiles-calendar", "32-windows", "batch-16", "batch-512", "auto",
+        "anchor-last", "off", "bidirectional", "seq2seq", "padded", "anchor-delta", "delta-seq2seq", "batch-8",
     ],
 )
 def test_forking_is_chosen_exactly_where_the_network_allows_it(overrides, windows):

@@ -45,7 +45,7 @@ def build_network(config: ForecasterConfig, n_series: int = 0) -> RecurrentForec
         dropout=m.dropout,
         bidirectional=m.bidirectional,
         head=m.head,
-        anchor="delta" if m.anchor == "delta" else ("last" if config.anchor_last else "none"),
+        anchor=config.resolved_anchor,
         lookback=config.window.lookback if m.linear_skip else None,
         quantiles=tuple(m.quantiles),
         mean=m.point_kind == "mean",
@@ -133,4 +133,23 @@ class TrainedForecaster:
         members_dir = directory / MEMBERS_DIR
         count = len(list(members_dir.iterdir())) if members_dir.is_dir() else 0
         members = [cls.load(members_dir / str(i)) for i in range(count)]
+        config = _pin_anchor(config, meta)
         return cls(config=config, scaler=scaler, state_dict=state, metrics=metrics, history=history, meta=meta, members=members)
+
+
+LEGACY_AUTO_ANCHOR = {"difference": "none", "log-return": "none"}
+"""What ``model.anchor: auto`` meant before it meant 'delta' (2026-12-04): 'last', or 'none' for these."""
+
+
+def _pin_anchor(config: ForecasterConfig, meta: dict[str, Any]) -> ForecasterConfig:
+    """A saved config's ``model.anchor: auto`` replaced by the anchor its weights were trained with.
+
+    'auto' resolves by the rule of the code that trained the model; the weights of an
+    older model fit the newer network's shapes but not its inputs, so a silent change
+    would skew every forecast. ``fit`` records the resolved anchor in the metadata;
+    models saved before it did were trained with the old rule.
+    """
+    if config.model.anchor != "auto":
+        return config
+    anchor = meta.get("anchor") or LEGACY_AUTO_ANCHOR.get(config.data.target_transform, "last")
+    return config.model_copy(update={"model": config.model.model_copy(update={"anchor": anchor})})

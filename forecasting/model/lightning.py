@@ -70,8 +70,6 @@ class LitForecaster(pl.LightningModule):
         forking: Forking | None = None,
     ) -> None:
         super().__init__()
-        if forking is not None and padding is not None and padding.fraction > 0:
-            raise ValueError("forked chunks cannot be padded window by window; train with forking off")
         self.net = net
         self.forking = forking
         self.learning_rate = learning_rate
@@ -114,6 +112,8 @@ class LitForecaster(pl.LightningModule):
             forget = torch.rand(series.shape, device=series.device) < self.embedding_dropout
             series = torch.where(forget, torch.zeros_like(series), series)
         f = self.forking
+        if self.padding is not None and self.padding.fraction > 0:
+            past = mask_prefix(past, self.padding, lookback=f.lookback)
         pred = self.net.forward_forked(past, future, series, lookback=f.lookback, stride=f.stride)  # (C, k, H, n_out)
         loss = self.loss_fn(pred, y, weight)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=weight.numel(), prog_bar=True)
@@ -126,22 +126,30 @@ class LitForecaster(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
 
 
-def mask_prefix(past: torch.Tensor, padding: Padding) -> torch.Tensor:
-    """Mask the oldest steps of a random ``padding.fraction`` of windows, as ``left_pad`` would.
+def mask_prefix(past: torch.Tensor, padding: Padding, *, lookback: int | None = None) -> torch.Tensor:
+    """Mask the oldest steps of a random ``padding.fraction`` of windows (or forked chunks), as ``left_pad`` would.
 
-    past: (B, lookback, F_past) with the observed mask in the last column.
-    A chosen window keeps its last ``k`` steps, ``k`` uniform in
-    ``[min_length, lookback - 1]``; the rest become padding: mask 0, data
+    past: (B, steps, F_past) with the observed mask in the last column; ``lookback``
+    (default ``steps``) is the window length the padding is drawn for. A chosen
+    row keeps the last ``k`` steps of its first window, ``k`` uniform in
+    ``[min_length, lookback - 1]``; the steps before become padding: mask 0, data
     covariates 0, target the first kept value (or 0 for differencing).
+
+    On a forked chunk (``steps = lookback + (windows - 1) * stride``) the padded
+    prefix is the chunk's, which every window of the chunk shares: window ``j``
+    sees ``j * stride`` fewer padded steps in its lookback, as a short series
+    that grows by ``stride`` points per window would, and reads exactly what
+    ``forward`` reads on the masked chunk's first ``lookback + j * stride`` steps.
     """
-    batch, lookback, _ = past.shape
+    batch, steps, _ = past.shape
+    lookback = steps if lookback is None else lookback
     if padding.min_length >= lookback:
         return past
     chosen = torch.rand(batch, device=past.device) < padding.fraction  # (B,)
     keep = torch.randint(padding.min_length, lookback, (batch,), device=past.device)  # (B,)
     first_kept = lookback - keep  # (B,) first observed position
-    steps = torch.arange(lookback, device=past.device)[None]  # (1, lookback)
-    padded = chosen[:, None] & (steps < first_kept[:, None])  # (B, lookback)
+    positions = torch.arange(steps, device=past.device)[None]  # (1, steps)
+    padded = chosen[:, None] & (positions < first_kept[:, None])  # (B, steps)
     out = past.clone()
     if padding.fill_first:
         fill = past[torch.arange(batch, device=past.device), first_kept, 0]  # (B,)

@@ -104,9 +104,9 @@ def test_unknown_variant_names_are_rejected_with_the_choices():
 
 def test_resolved_defaults():
     plain = parse_config(tiny_config_dict())
-    assert plain.anchor_last and not plain.padded and plain.min_length == 48 and plain.model.point_kind == "mean"
+    assert plain.resolved_anchor == "delta" and not plain.padded and plain.min_length == 48 and plain.model.point_kind == "mean"
     prices = parse_config(tiny_config_dict(data={"target_transform": "log-return"}, window={"min_length": 20}))
-    assert not prices.anchor_last  # already relative: anchoring would subtract the last return
+    assert prices.resolved_anchor == "none"  # already relative: anchoring would subtract the last return
     assert prices.padded and prices.min_length == 20
     median = parse_config(tiny_config_dict(model={"quantiles": [0.9, 0.5, 0.1]}))
     assert median.model.quantiles == [0.1, 0.5, 0.9] and median.model.point_kind == "median"
