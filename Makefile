@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast ui clean browser bench stack-tools stack-test stack-clean
+.PHONY: install demo test test-fast ui clean browser bench gpu-check stack-tools stack-test stack-clean
 
 # The venv is rebuilt when the pins change. torch stays at exactly 2.13.0
 # (constraints.txt): the CPU wheel on local disk; any other version is a CUDA build.
@@ -40,6 +40,14 @@ BENCH_ARGS ?= --quick
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt "torch==2.13.0" -e ".[bench]"
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# On a machine with a CUDA device (the device tool's H200): the -m gpu tests, then the standard task
+# on CUDA by the default path, window by window and a raw loop, and a ddp_spawn smoke test (in the
+# gpu tests), all under a hard 8-minute timeout. GPU_PYTHON: an interpreter that has the project's
+# dependencies (default the venv's); the figures go to $$OUT/gpu_check.json (or ./gpu_check.json).
+GPU_PYTHON ?= $(BIN)/python
+gpu-check:
+	timeout -k 10 480 sh -c '$(GPU_PYTHON) -m pytest -m gpu tests/gpu -q -p no:cacheprovider -x && $(GPU_PYTHON) -m benchmarks.gpu_check'
 
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(or $(FORECASTING_HOME),.forecasting))/mlflow.db --host 127.0.0.1 --port 5000

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks --quick     # 16 series x 700 points, 2 repeats: a few minutes
     .venv/bin/python -m benchmarks --full      # the standard task, 3 repeats: under an hour
+    .venv/bin/python -m benchmarks --smoke     # tiny sizes, 1 thread: checks the harness end to end
     .venv/bin/python -m benchmarks --quick --contestants project,raw   # no peers installed
     .venv/bin/python -m benchmarks.report docs/benchmarks.json         # re-render the page only
 
@@ -13,6 +14,10 @@ rotated order, so background load hits all of them alike; figures are
 medians. The machine is shared: absolute figures move with its load (the
 page records the load average around every job), ratios from one run are
 what to compare.
+
+``converge`` (time to accuracy) trains each contestant of ``CONVERGING`` once
+per dataset with early stopping on the same validation part, and records
+the whole fit call's wall time with the hold-out MASE it reached.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
-from benchmarks.contestants import CONTESTANTS, PEERS, TRAINING_ONLY
+from benchmarks.contestants import CONTESTANTS, CONVERGING, PEERS, TRAINING_ONLY
 from benchmarks.task import Task
 from benchmarks.worker import RESULT_PREFIX
 
@@ -48,16 +53,31 @@ class Mode:
     inner: int
     memory_series: tuple[int, int]
     job_timeout: float
+    converge: tuple[Task, ...] = ()
+    """The early-stopped tasks of the ``converge`` measure, one per dataset."""
+
+    @staticmethod
+    def _converging(tasks: tuple[Task, ...], max_epochs: int, patience: int) -> tuple[Task, ...]:
+        return tuple(t.with_(max_epochs=max_epochs, patience=patience) for t in tasks)
 
     @classmethod
     def quick(cls) -> Mode:
         task = Task(n_series=16, n_points=700)
-        return cls("quick", task, task.with_(dataset="weather", weather_points=2000), 2, 2, (100, 1000), 900.0)
+        weather = task.with_(dataset="weather", weather_points=2000)
+        return cls("quick", task, weather, 2, 2, (100, 1000), 900.0, cls._converging((task, weather), 6, 2))
 
     @classmethod
     def full(cls) -> Mode:
         task = Task()
-        return cls("full", task, task.with_(dataset="weather"), 3, 3, (64, 640), 3600.0)
+        weather = task.with_(dataset="weather")
+        return cls("full", task, weather, 3, 3, (64, 640), 3600.0, cls._converging((task, weather), 20, 3))
+
+    @classmethod
+    def smoke(cls) -> Mode:
+        """Tiny sizes on one thread: every job runs, in a few minutes, on a busy machine; the figures mean nothing."""
+        task = Task(n_series=4, n_points=500, threads=1)
+        weather = task.with_(dataset="weather", weather_points=1000)
+        return cls("smoke", task, weather, 1, 1, (20, 200), 600.0, cls._converging((task, weather), 3, 1))
 
 
 @dataclass
@@ -108,6 +128,8 @@ def _summary(record: dict) -> str:
     r = record["result"]
     if record["measure"] == "train":
         return f"{r['windows'] / r['train_seconds']:8.0f} windows/s  MAE {r['mae']:.4f}"
+    if record["measure"] == "converge":
+        return f"{r['epochs']:5.1f} epochs  {r['fit_wall_seconds']:7.1f} s  MASE {r['mase']:.3f}"
     if record["measure"] == "predict":
         return f"{r['windows'] / min(r['inference_seconds']):8.0f} windows/s (best)"
     if record["measure"] == "ceiling":
@@ -134,8 +156,8 @@ def execute(mode: Mode, contestants: list[str], measures: set[str], log_dir: Pat
         order = contestants[r % len(contestants):] + contestants[: r % len(contestants)]
         for name in order:
             run.job("train", mode.task, name, label=f"r{r + 1}")
-    # Flushing denormals changes nothing without a backward pass, and the forked path is a way of
-    # training the same network: raw-ftz and project-forked are training contestants only.
+    # Flushing denormals changes nothing without a backward pass, and inference is window by window
+    # whichever path trained the network: raw-ftz and project-window are training contestants only.
     predictors = [c for c in contestants if c not in TRAINING_ONLY]
     for r in range(mode.repeats if "predict" in measures and predictors else 0):
         order = predictors[r % len(predictors):] + predictors[: r % len(predictors)]
@@ -144,6 +166,11 @@ def execute(mode: Mode, contestants: list[str], measures: set[str], log_dir: Pat
     if "weather" in measures:
         for name in contestants:
             run.job("train", mode.weather, name, label="weather")
+    converging = [c for c in contestants if c in CONVERGING]
+    for i, task in enumerate(mode.converge if "converge" in measures and converging else ()):
+        order = converging[i % len(converging):] + converging[: i % len(converging)]
+        for name in order:
+            run.job("converge", task, name, label=task.dataset)
     if "memory" in measures:
         for n in mode.memory_series:
             run.job("memory", mode.task.with_(n_series=n), label=f"{n}series")
@@ -157,9 +184,10 @@ def main(argv: list[str] | None = None) -> Path:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="16 series x 700 points, 2 repeats (the default)")
     size.add_argument("--full", action="store_true", help="the standard task: 64 series x 2,000 points, 3 repeats")
+    size.add_argument("--smoke", action="store_true", help="4 series x 500 points, 1 thread, 1 repeat: checks the harness")
     parser.add_argument("--repeats", type=int, help="override the mode's repeats")
     parser.add_argument("--contestants", default=",".join(CONTESTANTS), help=f"comma-separated, from {list(CONTESTANTS)}")
-    parser.add_argument("--measures", default="ceiling,train,predict,weather,memory", help="comma-separated subset")
+    parser.add_argument("--measures", default="ceiling,train,predict,weather,converge,memory", help="comma-separated subset")
     parser.add_argument(
         "--passive", action="store_true",
         help="OMP_WAIT_POLICY=PASSIVE for every worker: on a machine busy with other work, spinning OpenMP "
@@ -169,7 +197,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--json", type=Path, help="raw results (default: next to --out, .json)")
     args = parser.parse_args(argv)
 
-    mode = Mode.full() if args.full else Mode.quick()
+    mode = Mode.full() if args.full else Mode.smoke() if args.smoke else Mode.quick()
     if args.repeats:
         mode = Mode(**{**mode.__dict__, "repeats": args.repeats})
     wanted = [c.strip() for c in args.contestants.split(",") if c.strip()]
@@ -190,6 +218,7 @@ def main(argv: list[str] | None = None) -> Path:
     run = execute(mode, contestants, measures, log_dir, env)
     results = {
         "mode": mode.name, "task": mode.task.to_dict(), "weather_task": mode.weather.to_dict(),
+        "converge_tasks": [t.to_dict() for t in mode.converge],
         "repeats": mode.repeats, "inner": mode.inner, "contestants": contestants, "skipped": skipped,
         "peers": [p for p in PEERS if p in contestants], "started": started, "seconds": time.time() - started,
         "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv), "log_dir": str(log_dir),

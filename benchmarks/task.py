@@ -11,6 +11,12 @@ n_points)`` array. The hold-out is the last 10% of each series (at least one
 horizon), the rule ``forecasting.windows.chronological_split`` uses for its
 test part: contestants train on the points before it, and are scored on
 every origin whose targets lie inside it (stride 1), in original units.
+
+Time to accuracy (the ``converge`` measure) trains with early stopping
+instead of the fixed budget: a task with ``patience`` set keeps the last
+``val_fraction`` of each series' training part (at least one horizon) as the
+validation part every contestant stops on, and trains on the points before
+it for at most ``max_epochs`` epochs. The hold-out is the same either way.
 """
 
 from __future__ import annotations
@@ -41,7 +47,14 @@ class Task:
     batch_size: int = 256
     learning_rate: float = 1e-3
     epochs: int = 1
+    """The fixed budget (``patience`` None): every contestant trains exactly this many epochs."""
     holdout_fraction: float = 0.1
+    val_fraction: float = 0.1
+    """With ``patience``: share of each series' training part (its end) validated on, at least one horizon."""
+    patience: int | None = None
+    """Early stopping: epochs without a better validation loss before stopping; None is the fixed ``epochs`` budget."""
+    max_epochs: int = 20
+    """With ``patience``: the most epochs a contestant may train."""
     season: int = 24
     seed: int = 0
     threads: int = 2
@@ -58,6 +71,16 @@ class Task:
     def with_(self, **changes: object) -> Task:
         """A copy with ``changes`` (e.g. the same task on the weather data)."""
         return replace(self, **changes)
+
+    @property
+    def early_stopping(self) -> bool:
+        """Whether contestants train to a validation part (``patience`` set) rather than for ``epochs``."""
+        return self.patience is not None
+
+    @property
+    def epoch_cap(self) -> int:
+        """Epochs a contestant may train: ``max_epochs`` with early stopping, else exactly ``epochs``."""
+        return self.max_epochs if self.early_stopping else self.epochs
 
     @property
     def length(self) -> int:
@@ -93,9 +116,28 @@ class TaskData:
         return self.n_points - self.holdout
 
     @property
+    def validation(self) -> int:
+        """Points per series validated on (the end of the training part): 0 without early stopping, else
+        ``max(horizon, round(val_fraction * train_points))``."""
+        if not self.task.early_stopping:
+            return 0
+        return max(self.task.horizon, int(np.rint(self.task.val_fraction * self.train_points)))
+
+    @property
+    def fit_points(self) -> int:
+        """Points per series whose windows update the weights: the training part less its validation part."""
+        return self.train_points - self.validation
+
+    @property
+    def val_windows(self) -> int:
+        """Validation windows (stride 1, targets inside the validation part), all series; 0 without."""
+        return self.n_series * (self.validation - self.task.horizon + 1) if self.validation else 0
+
+    @property
     def train_windows_per_series(self) -> int:
-        """Training windows per series at stride 1: every window whose targets end before the hold-out."""
-        return self.train_points - self.task.length + 1
+        """Training windows per series at stride 1: every window whose targets end before the validation
+        part (before the hold-out when there is none)."""
+        return self.fit_points - self.task.length + 1
 
     @property
     def train_windows(self) -> int:

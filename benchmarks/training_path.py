@@ -125,8 +125,9 @@ def run_fit(raw: dict, frame: pd.DataFrame, runs: Runs, *, seed: int) -> None:
     runs.infer.append(len(starts) / (time.perf_counter() - started))
 
 
-def raw_loop(frame: pd.DataFrame, runs: Runs, *, threads: int, seed: int) -> None:
-    """The peer reference: a lean fp32 PyTorch loop over the same training windows, one epoch, shuffled."""
+def raw_loop(frame: pd.DataFrame, runs: Runs, *, threads: int, seed: int, device: str = "cpu") -> None:
+    """The peer reference: a lean fp32 PyTorch loop over the same training windows, one epoch, shuffled
+    (on ``device``: the GPU check runs it on CUDA)."""
     from torch import nn
 
     from forecasting.config.model import parse_config
@@ -156,11 +157,12 @@ def raw_loop(frame: pd.DataFrame, runs: Runs, *, threads: int, seed: int) -> Non
             _, (h, _) = self.lstm(x[..., None])
             return self.head(h[-1]) + self.skip(x)
 
-    net = Net()
+    net = Net().to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    starts = torch.from_numpy(index.starts)
-    order = torch.randperm(len(starts))
-    steps = torch.arange(spec.length)
+    scaled = scaled.to(device)
+    starts = torch.from_numpy(index.starts).to(device)
+    order = torch.randperm(len(starts)).to(device)
+    steps = torch.arange(spec.length, device=device)
     started = time.perf_counter()
     for lo in range(0, len(order), 256):
         w = scaled[starts[order[lo : lo + 256]][:, None] + steps]  # (B, length)
@@ -168,6 +170,8 @@ def raw_loop(frame: pd.DataFrame, runs: Runs, *, threads: int, seed: int) -> Non
         opt.zero_grad()
         loss.backward()
         opt.step()
+    if device != "cpu":
+        torch.cuda.synchronize()
     runs.speed.append(len(order) / (time.perf_counter() - started))
     runs.path = "raw"
 

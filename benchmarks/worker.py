@@ -7,8 +7,11 @@ next. Thread counts are set in the environment before torch is imported.
 The result is printed as one JSON line starting with ``RESULT_PREFIX``;
 anything else on stdout or stderr is the library's own chatter.
 
-Jobs: ``{"measure": "train" | "predict" | "memory" | "ceiling" | "machine",
-"contestant": name, "task": Task fields, "repeats": n}``.
+Jobs: ``{"measure": "train" | "converge" | "predict" | "memory" | "ceiling" | "machine",
+"contestant": name, "task": Task fields, "repeats": n}``. ``converge`` is ``train``
+on a task with early stopping (``patience`` set): the contestant stops on the
+task's validation part and the result adds the epochs run and the fit call's
+wall time.
 """
 
 from __future__ import annotations
@@ -58,12 +61,15 @@ def run(job: dict) -> dict:
 
         contestant = module(job["contestant"])
         data = load(task)
-        if measure == "train":
+        if measure in ("train", "converge"):
+            if (measure == "converge") != task.early_stopping:
+                raise ValueError(f"measure {measure!r} with patience {task.patience}: converge needs it, train must not")
             out = contestant.train(data)
             forecasts = out.pop("forecasts")
             out |= data.score(forecasts)
             out["baseline"] = data.score(data.seasonal_naive())
             out["holdout_windows"] = data.holdout_windows
+            out["val_windows"] = data.val_windows
         elif measure == "predict":
             out = contestant.predict(data, int(job.get("repeats", 3)))
         else:

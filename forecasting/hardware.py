@@ -23,12 +23,28 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: a CUDA device with bf16, a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and cpu_has_native_bf16()
+
+
+def resolve_inference_precision(precision: str, device: torch.device) -> str:
+    """``inference.precision`` for ``device``: 'auto' is bf16 where it is native, else '32'."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "32"
+    return precision
+
+
 def inference_autocast(precision: str, device: torch.device) -> torch.autocast:
-    """The autocast context for ``inference.precision`` on ``device``: bfloat16 for ``"bf16"``, a no-op for ``"32"``.
+    """The autocast context for ``inference.precision`` on ``device``: bfloat16 for ``"bf16"`` (and for
+    ``"auto"`` where bf16 is native), a no-op for ``"32"``.
 
     On a CPU without native bf16 a model set to bf16 still serves, in float32 with a warning, since
     oneDNN cannot build its LSTM in bf16 there.
     """
+    precision = resolve_inference_precision(precision, device)
     if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         _log.warning("inference.precision is bf16 but this CPU has no native bf16: predicting in float32")
         precision = "32"

@@ -6,6 +6,12 @@ for the task's budget and returns ``windows``, ``steps``, ``train_seconds``
 did) and ``forecasts``: ``(n_series, n_origins, horizon)`` for the hold-out,
 in original units.
 
+With early stopping (the task's ``patience``, the ``converge`` measure) the
+same ``train`` stops on the task's validation part (``data.validation``
+points at the end of each series' training part) and also returns
+``epochs`` (epochs run) and ``fit_wall_seconds`` (the whole fit call: what a
+user waits for). Only the contestants of ``CONVERGING`` take part.
+
 ``predict(data, repeats) -> dict`` times batch inference over the hold-out
 windows (``inference_seconds``) and the contestant's no-refit backtest over
 the same origins (``backtest_seconds``; None where it has none), ``repeats``
@@ -25,19 +31,27 @@ from typing import Any
 
 CONTESTANTS: dict[str, str] = {
     "project": "benchmarks.contestants.project",
-    "project-forked": "benchmarks.contestants.project_forked",
-    "project-bf16": "benchmarks.contestants.project_bf16",
+    "project-fp32": "benchmarks.contestants.project_fp32",
+    "project-window": "benchmarks.contestants.project_window",
     "raw": "benchmarks.contestants.raw",
     "raw-ftz": "benchmarks.contestants.raw_ftz",
     "darts": "benchmarks.contestants.darts_peer",
     "neuralforecast": "benchmarks.contestants.neuralforecast_peer",
 }
-"""Name -> module. ``raw`` is the reference; ``darts`` and ``neuralforecast`` are the peers."""
+"""Name -> module. ``project`` is the default config (anchor, precisions 'auto'); ``project-fp32`` the same in
+float32; ``project-window`` the window-by-window reference (anchor ``last``, forking off, float32). ``raw`` is
+the reference loop; ``darts`` and ``neuralforecast`` are the peers."""
 
 PEERS: tuple[str, ...] = ("darts", "neuralforecast")
 REFERENCE = "raw"
-TRAINING_ONLY: tuple[str, ...] = ("raw-ftz", "project-forked")
-"""Contestants whose inference is another's (same network, window by window): no predict jobs."""
+DEFAULT = "project"
+"""The contestant that is the project as a user gets it: the goals are stated for it."""
+TRAINING_ONLY: tuple[str, ...] = ("raw-ftz", "project-window")
+"""Contestants whose inference is another's (raw-ftz: raw's, no backward pass to flush; project-window: the
+float32 network of project-fp32, inference being window by window whichever path trained it): no predict jobs."""
+CONVERGING: tuple[str, ...] = ("project", "project-fp32", "project-window", "darts", "neuralforecast")
+"""Contestants of the ``converge`` measure (early stopping on the shared validation part). The raw loops have
+no early stopping: they are not libraries a user would stop with."""
 
 
 def module(name: str) -> ModuleType:
@@ -62,8 +76,10 @@ def epoch_timer() -> Any:  # noqa: ANN401 - a pytorch_lightning.Callback, whose 
             self.started: float | None = None
             self.ended: float | None = None
             self.batches = 0
+            self.epochs = 0
 
         def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            self.epochs += 1
             if self.started is None:
                 self.started = time.perf_counter()
 

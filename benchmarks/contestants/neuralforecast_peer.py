@@ -20,6 +20,15 @@ window (its batch prediction API forecasts after each series' end); the
 no-refit backtest is ``cross_validation(n_windows=..., step_size=1,
 refit=False, use_fitted=True)`` on the full series: the fitted model,
 without retraining.
+
+Time to accuracy (``converge``), with NeuralForecast's own early stopping:
+``fit(df=training part, val_size=validation points)``, ``max_steps`` =
+``max_epochs`` epochs' worth of steps, ``val_check_steps`` = one epoch's
+steps and ``early_stop_patience_steps`` = the task's patience (counted in
+validation checks, so in epochs). NeuralForecast then trains on windows
+whose targets end before the last ``val_size`` points and validates on every
+stride-1 window whose targets lie in them: the shared validation part. It
+keeps the last weights (the project restores its best epoch's).
 """
 
 from __future__ import annotations
@@ -50,18 +59,26 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _epoch_steps(data: TaskData) -> int:
+    """Optimiser steps of one epoch's worth of windows (every stride-1 training window once)."""
+    return math.ceil(data.train_windows / data.task.batch_size)
+
+
 def _model(data: TaskData, max_steps: int, callbacks: list) -> object:
     from neuralforecast.losses.pytorch import MSE
     from neuralforecast.models import LSTM
 
     task = data.task
+    stopping = {}
+    if task.early_stopping:
+        stopping = {"val_check_steps": _epoch_steps(data), "early_stop_patience_steps": task.patience}
     return LSTM(
         h=task.horizon, input_size=task.lookback, inference_input_size=task.lookback,
         encoder_hidden_size=task.hidden, encoder_n_layers=task.layers, loss=MSE(),
         learning_rate=task.learning_rate, max_steps=max_steps,
         batch_size=data.n_series, windows_batch_size=task.batch_size, valid_batch_size=data.n_series,
         accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False, logger=False,
-        callbacks=callbacks, **SETTINGS,
+        callbacks=callbacks, **stopping, **SETTINGS,
     )
 
 
@@ -87,23 +104,26 @@ def _holdout(data: TaskData, nf: object, full: pd.DataFrame) -> np.ndarray:
 
 
 def train(data: TaskData) -> dict:
-    """``NeuralForecast.fit`` on the points before the hold-out, as many windows as one epoch."""
+    """``NeuralForecast.fit`` on the points before the hold-out: as many windows as one epoch, or up to
+    ``max_epochs`` epochs' worth, early-stopped on the validation part."""
     from neuralforecast import NeuralForecast
 
     _quiet()
     task = data.task
-    scaled, mean, std = data.standardized()
-    steps = math.ceil(data.train_windows * task.epochs / task.batch_size)
+    per_epoch = _epoch_steps(data)
+    steps = per_epoch * task.epoch_cap if task.early_stopping else math.ceil(data.train_windows * task.epochs / task.batch_size)
     timer = epoch_timer()
+    scaled, mean, std = data.standardized()
     t0 = time.perf_counter()
     nf = NeuralForecast(models=[_model(data, steps, [timer])], freq="h")
-    nf.fit(df=_long(data, scaled, data.train_points), val_size=0)
+    nf.fit(df=_long(data, scaled, data.train_points), val_size=data.validation)
     wall = time.perf_counter() - t0
     pred = _holdout(data, nf, _long(data, scaled))
     pred = pred * std[:, None, None] + mean[:, None, None]
     return {
-        "windows": steps * task.batch_size, "steps": timer.batches, "train_seconds": timer.seconds,
-        "setup_seconds": wall - timer.seconds, "forecasts": pred,
+        "windows": timer.batches * task.batch_size, "steps": timer.batches, "epochs": timer.batches / per_epoch,
+        "train_seconds": timer.seconds, "setup_seconds": wall - timer.seconds, "fit_wall_seconds": wall,
+        "forecasts": pred,
     }
 
 

@@ -1,14 +1,23 @@
-"""This project, through its real entry points: ``fit``, ``predict_starts`` and ``backtest``.
+"""This project as a user gets it: the default config through ``fit``, ``predict_starts`` and ``backtest``.
 
 The config is the standard task in the project's own terms: window 168/24
 stride 1, LSTM hidden 64 x 2 layers, direct head, batch 256, Adam 1e-3, one
-epoch, 2 threads, float32 (set explicitly: 'auto' would pick bf16 on a CPU that
-computes it; that is the ``project-bf16`` contestant). Everything else stays
-at the project's defaults (linear skip, anchoring on the last value, chrono
-initialisation, gradient clipping 1.0), except dropout 0 (the peers' default,
-so every contestant does the same arithmetic) and no validation part: the
-budget is one epoch, so early stopping has nothing to choose, and the
-hold-out is the project's own test split (last 10%).
+epoch, 2 threads. Everything else stays at the project's defaults:
+``model.anchor: auto`` (``delta`` for level targets, so ``fit`` trains forked:
+one encoder pass per chunk of ``training.forking_windows`` consecutive
+windows), ``training.precision: auto`` and ``inference.precision: auto``
+(bf16-mixed training and bf16 inference on a CPU with native bf16, float32
+elsewhere), linear skip, chrono initialisation, gradient clipping 1.0. Only
+dropout is 0 (the peers' default, so every contestant does the same
+arithmetic), and there is no validation part for the fixed one-epoch budget
+(early stopping has nothing to choose); the hold-out is the project's own
+test split (last 10%). The training path and precision ``fit`` chose are
+recorded with every training result (``training_path``, ``precision``).
+
+Time to accuracy (``converge``): the task's validation part becomes
+``split.val_fraction`` (the same points the peers validate on), with
+``training.patience`` and ``training.max_epochs`` from the task; ``fit``
+restores the best epoch's weights.
 
 The harness times the training steps with its ``epoch_timer``, handed to
 ``fit`` as an extra Lightning callback (``fit(..., callbacks=[timer])``).
@@ -17,6 +26,7 @@ The harness times the training steps with its ``epoch_timer``, handed to
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,29 +35,49 @@ from benchmarks.contestants import epoch_timer
 from benchmarks.task import TaskData
 
 
-def config(data: TaskData, *, anchor: str = "auto", precision: str = "32") -> Any:  # noqa: ANN401 - a ForecasterConfig
-    """The standard task as a ``ForecasterConfig`` (``anchor``: the model's ``anchor`` setting;
-    ``precision`` ``"32"`` or ``"bf16"``: ``training.precision`` 32-true / bf16-mixed and the same
-    ``inference.precision``). Explicit, because 'auto' is bf16-mixed on CPUs with native bf16 and the
-    standard task is float32."""
+@dataclass(frozen=True)
+class Settings:
+    """The few settings the project's contestants differ by; the defaults are the project's own."""
+
+    anchor: str = "auto"
+    training_precision: str = "auto"
+    inference_precision: str = "auto"
+    forking: str = "auto"
+
+
+DEFAULT = Settings()
+FLOAT32 = Settings(training_precision="32-true", inference_precision="32")
+
+
+def config(data: TaskData, settings: Settings = DEFAULT) -> Any:  # noqa: ANN401 - a ForecasterConfig
+    """The standard task as a ``ForecasterConfig`` with ``settings`` (the defaults unless told).
+
+    With early stopping (``task.patience``) the validation part is the task's: ``split.val_fraction`` is
+    chosen so that the project's ``max(horizon, round(fraction * n))`` gives exactly ``data.validation``
+    points per series, the points the peers validate on.
+    """
     from forecasting.config.model import parse_config
 
     task = data.task
+    val_fraction = data.validation / data.n_points
     return parse_config(
         {
             "name": "bench-project",
             "data": {"dataset": f"bench-{task.dataset}", "freq": "h"},
             "window": {"lookback": task.lookback, "horizon": task.horizon, "stride": 1},
-            "split": {"val_fraction": 0.0, "test_fraction": task.holdout_fraction},
+            "split": {"val_fraction": val_fraction, "test_fraction": task.holdout_fraction},
             "model": {"cell": "lstm", "hidden_size": task.hidden, "num_layers": task.layers, "dropout": 0.0, "head": "direct",
-                      "anchor": anchor},
+                      "anchor": settings.anchor},
             "training": {
-                "max_epochs": task.epochs, "batch_size": task.batch_size, "learning_rate": task.learning_rate,
+                "max_epochs": task.epoch_cap, "batch_size": task.batch_size, "learning_rate": task.learning_rate,
                 "num_threads": task.threads, "seed": task.seed, "accelerator": "cpu", "devices": 1,
-                "precision": "bf16-mixed" if precision == "bf16" else "32-true",
+                "precision": settings.training_precision, "forking": settings.forking,
+                **({"patience": task.patience} if task.early_stopping else {}),
             },
-            "inference": {"precision": precision},
-            "baseline": {"season_length": task.season},
+            "inference": {"precision": settings.inference_precision},
+            # No statistical baselines: the backtest would refit AutoETS and AutoTheta at every origin (the
+            # project's default, for promotion), which the peers' backtests do not do.
+            "baseline": {"season_length": task.season, "statistical": []},
         },
         source="benchmarks.contestants.project",
     )
@@ -65,12 +95,16 @@ def _panel_and_starts(data: TaskData, frame: Any) -> tuple[Any, np.ndarray]:  # 
     return panel, (panel.offsets[:-1, None] + local).ravel()
 
 
-def train(data: TaskData, *, anchor: str = "auto", precision: str = "32") -> dict:
-    """``forecasting.train.fit`` on the full frame; its test split is the hold-out."""
+def train(data: TaskData, settings: Settings = DEFAULT) -> dict:
+    """``forecasting.train.fit`` on the full frame; its test split is the hold-out (its validation split the
+    task's validation part, with early stopping)."""
+    import torch
+
+    from forecasting.hardware import resolve_inference_precision
     from forecasting.inference import predict_starts
     from forecasting.train import fit
 
-    cfg = config(data, anchor=anchor, precision=precision)
+    cfg = config(data, settings)
     frame = data.frame()
     timer = epoch_timer()
     t0 = time.perf_counter()
@@ -79,34 +113,37 @@ def train(data: TaskData, *, anchor: str = "auto", precision: str = "32") -> dic
     trained = result.forecaster
     panel, starts = _panel_and_starts(data, frame)
     pred = predict_starts(trained, panel, starts)["mean"]  # (windows, horizon)
-    windows = trained.meta["windows"]["train"]
-    if windows != data.train_windows:
-        raise RuntimeError(f"fit trained on {windows} windows; the task has {data.train_windows}")
+    windows = trained.meta["windows"]
+    if (windows["train"], windows["val"]) != (data.train_windows, data.val_windows):
+        raise RuntimeError(f"fit used {windows['train']} training and {windows['val']} validation windows; the task "
+                           f"has {data.train_windows} and {data.val_windows}")
     return {
-        "windows": windows * data.task.epochs, "steps": timer.batches, "train_seconds": timer.seconds,
-        "setup_seconds": wall - timer.seconds, "fit_seconds": trained.meta["train_seconds"],
+        "windows": windows["train"] * timer.epochs, "steps": timer.batches, "epochs": timer.epochs,
+        "train_seconds": timer.seconds, "setup_seconds": wall - timer.seconds, "fit_wall_seconds": wall,
+        "fit_seconds": trained.meta["train_seconds"],
         "forecasts": pred.reshape(data.n_series, len(data.origins), data.task.horizon),
         "training_path": trained.meta.get("training_path"), "precision": trained.meta.get("hardware", {}).get("precision"),
+        "inference_precision": resolve_inference_precision(cfg.inference.precision, torch.device("cpu")),
     }
 
 
-def predict(data: TaskData, repeats: int, *, precision: str = "32") -> dict:
+def predict(data: TaskData, repeats: int, settings: Settings = DEFAULT) -> dict:
     """``predict_starts`` over the hold-out windows (one pass) against ``backtest`` (no refit) over the same origins,
-    in the model's ``inference.precision`` (``precision``)."""
+    in ``settings.inference_precision`` ('auto' by default: bf16 where the CPU computes it natively)."""
     import torch
 
     from forecasting.evaluation.backtest import backtest
     from forecasting.config.backtest import BacktestConfig
     from forecasting.inference import predict_starts
     from forecasting.model.forecaster import TrainedForecaster, build_network
-    from forecasting.hardware import inference_autocast
+    from forecasting.hardware import inference_autocast, resolve_inference_precision
     from forecasting.prep.scaling import SeriesScaler
     from forecasting.prep.prepare import config_spec
     from forecasting.prep.windows import chronological_split, gather
 
     task = data.task
     torch.set_flush_denormal(True)  # as fit and the CLI's processes would have it
-    cfg = config(data, precision=precision)
+    cfg = config(data, settings)
     frame = data.frame()
     panel, starts = _panel_and_starts(data, frame)
     torch.manual_seed(task.seed)
@@ -137,4 +174,5 @@ def predict(data: TaskData, repeats: int, *, precision: str = "32") -> dict:
             t0 = time.perf_counter()
             fn()
             timings[name].append(time.perf_counter() - t0)
-    return {"windows": len(starts), **timings}
+    precision = resolve_inference_precision(cfg.inference.precision, torch.device("cpu"))
+    return {"windows": len(starts), "inference_precision": precision, **timings}

@@ -29,8 +29,8 @@ def test_training_only_contestants_get_no_prediction_jobs(scheduled: list[tuple[
         return {m if label != "weather" else "weather" for m, c, label in scheduled if c == name}
 
     assert measures("project") == {"train", "predict", "weather"}
-    assert measures("project-bf16") == {"train", "predict", "weather"}
-    assert measures("project-forked") == {"train", "weather"}  # inference is project's (same network)
+    assert measures("project-fp32") == {"train", "predict", "weather"}
+    assert measures("project-window") == {"train", "weather"}  # inference is project-fp32's (same network)
     assert measures("raw-ftz") == {"train", "weather"}
 
 

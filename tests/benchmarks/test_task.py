@@ -70,3 +70,23 @@ def test_lstm_flops_of_the_standard_task() -> None:
     flops = lstm_flops(Task())
     assert flops["forward"] == 168 * 2 * 256 * (1 + 64) + 168 * 2 * 256 * 128 + 2 * 64 * 24
     assert flops["train"] == pytest.approx(49.8e6, rel=0.01)
+
+
+def test_early_stopping_validates_on_the_end_of_the_training_part_and_the_project_agrees() -> None:
+    from benchmarks.contestants.project import DEFAULT, config
+    from forecasting.prep.prepare import config_spec
+    from forecasting.prep.windows import build_index, chronological_split
+    from benchmarks.contestants.project import _panel_and_starts
+
+    assert load(TINY).validation == 0 and load(TINY).val_windows == 0  # the fixed budget is unchanged
+    data = load(TINY.with_(patience=2, max_epochs=5))
+    assert data.validation == 27 and data.fit_points == 243  # max(24, round(10% of the 270 training points))
+    assert data.train_windows == 3 * (243 - 192 + 1) and data.val_windows == 3 * (27 - 24 + 1)
+    cfg = config(data, DEFAULT)
+    assert (cfg.training.patience, cfg.training.max_epochs) == (2, 5)
+    panel, starts = _panel_and_starts(data, data.frame())
+    spec = config_spec(cfg)
+    bounds = chronological_split(panel, spec, val_fraction=cfg.split.val_fraction, test_fraction=0.1)
+    assert list(bounds.train_end) == [data.fit_points] * 3
+    assert len(build_index(panel, spec, bounds, "val")) == data.val_windows
+    np.testing.assert_array_equal(build_index(panel, spec, bounds, "test").starts, starts)
