@@ -236,7 +236,7 @@ def test_bf16_inference_runs_in_bfloat16_and_stays_close(tiny_fit):
 
     _, frame, result = tiny_fit
     panel, starts = _every_window(result.forecaster, frame)
-    fp32 = predict_starts(result.forecaster, panel, starts)["mean"]
+    fp32 = predict_starts(_with_inference(result.forecaster, precision="32"), panel, starts)["mean"]
     bf16 = predict_starts(_with_inference(result.forecaster, precision="bf16"), panel, starts)["mean"]
     assert bf16.dtype == np.float64 and np.isfinite(bf16).all()
     diff = np.abs(bf16 - fp32)
@@ -265,9 +265,11 @@ def test_bf16_model_still_serves_on_a_cpu_without_native_bf16(tiny_fit, monkeypa
 
     _, frame, result = tiny_fit
     panel, starts = _every_window(result.forecaster, frame)
-    fp32 = predict_starts(result.forecaster, panel, starts)["mean"]
+    fp32 = predict_starts(_with_inference(result.forecaster, precision="32"), panel, starts)["mean"]
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)  # the probe of an AVX2-only CPU
     with caplog.at_level(logging.WARNING, logger="forecasting.hardware"):
         served = predict_starts(_with_inference(result.forecaster, precision="bf16"), panel, starts)["mean"]
+        auto = predict_starts(_with_inference(result.forecaster, precision="auto"), panel, starts)["mean"]
     np.testing.assert_array_equal(served, fp32)
-    assert "no native bf16" in caplog.text
+    np.testing.assert_array_equal(auto, fp32)  # 'auto' is float32 there, without a warning of its own
+    assert caplog.text.count("no native bf16") == 1

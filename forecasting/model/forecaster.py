@@ -152,4 +152,6 @@ def _pin_anchor(config: ForecasterConfig, meta: dict[str, Any]) -> ForecasterCon
     if config.model.anchor != "auto":
         return config
     anchor = meta.get("anchor") or LEGACY_AUTO_ANCHOR.get(config.data.target_transform, "last")
+    if anchor == config.resolved_anchor:
+        return config  # 'auto' still means what it meant: the config loads as it was saved
     return config.model_copy(update={"model": config.model.model_copy(update={"anchor": anchor})})

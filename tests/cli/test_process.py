@@ -134,7 +134,8 @@ def test_a_prefect_startup_timeout_is_one_line_with_the_remedy(tmp_path):
 def test_a_signal_during_training_leaves_nothing_running(tmp_path, signum):
     """A training on a temporary Prefect server, stopped mid-training: the process ends within seconds and
     takes its server (a uvicorn child) with it."""
-    config = _weather_home(tmp_path, "stopped-weather", max_epochs=500, patience=500)
+    # Window by window: forked epochs of this tiny set last ~0.1 s, and the signal must land mid-training.
+    config = _weather_home(tmp_path, "stopped-weather", max_epochs=500, patience=500, forking="off")
     log = tmp_path / "output.txt"  # a file, not a pipe: an orphaned server would hold a pipe open forever
     children: list[psutil.Process] = []
     with log.open("w") as out:

@@ -93,7 +93,8 @@ def test_models_saved_when_auto_meant_last_load_with_last(tmp_path):
     # A model trained now with 'auto' records what it meant, and loads with it.
     auto = parse_config(tiny_config_dict(training={"max_epochs": 1, "num_threads": 1}))
     fresh = TrainedForecaster.load(fit(auto, frame).forecaster.save(tmp_path / "new"))
-    assert fresh.config.model.anchor == "delta" and fresh.meta["anchor"] == "delta"
+    assert fresh.config.model.anchor == "auto" and fresh.config.resolved_anchor == "delta" and fresh.meta["anchor"] == "delta"
+    assert fresh.network().anchor == "delta"
 
 
 def test_ensemble_members_train_on_the_fast_path():
