@@ -31,6 +31,7 @@ import yaml
 
 from benchmarks.accuracy import DATASETS, ROOT, holdout_split
 from benchmarks.machine import cpu
+from forecasting.config.model import deep_merge
 
 OUT = ROOT / "docs" / "anchor_choice.json"
 LEVEL_VARIANTS = {
@@ -42,13 +43,6 @@ DIFF_VARIANTS = {
     "none, window by window": {"model": {"anchor": "none"}, "training": {"forking": "off"}},
     "none, forked": {"model": {"anchor": "none"}, "training": {"forking": "auto"}},
 }
-
-
-def _merge(base: dict, overrides: dict) -> dict:
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
-    for key, value in overrides.items():
-        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
-    return out
 
 
 def synthetic() -> tuple[dict, object, int]:
@@ -115,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         base, frame, origins = synthetic() if name == "synthetic" else real(name)
         # Statistical baselines off: fit would spend minutes on AutoETS inside the timed call (they are
         # benchmarks/accuracy.py's business).
-        base = _merge(base, {"training": {"num_threads": args.threads}, "baseline": {"statistical": []}})
+        base = deep_merge(base, {"training": {"num_threads": args.threads}, "baseline": {"statistical": []}})
         differencing = base.get("data", {}).get("target_transform", "none") in ("difference", "log-return")
         variants = DIFF_VARIANTS if differencing else LEVEL_VARIANTS
         if name == "synthetic":  # 4 minutes a run window by window on 2 cores: the anchor alone was measured before
@@ -123,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         table: dict[str, list[dict]] = {v: [] for v in variants}
         for r in range(args.seeds):
             for variant, overrides in variants.items():
-                raw = _merge(_merge(base, overrides), {"training": {"seed": 42 + r}})
+                raw = deep_merge(deep_merge(base, overrides), {"training": {"seed": 42 + r}})
                 row = run(raw, frame, origins)
                 table[variant].append({"seed": 42 + r, **row})
                 print(f"{name} | {variant} | seed {42 + r} | MASE {row['mase']:.4f} (bf16 {row['mase_bf16']:.4f}) "

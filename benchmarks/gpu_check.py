@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.training_path import STANDARD, Runs, _merge, raw_loop, standard_frame
+from benchmarks.training_path import STANDARD, Runs, raw_loop, standard_frame
+from forecasting.config.model import deep_merge
 
 VARIANTS = {
     "default (anchor auto: delta, forked; precision auto)": {"training": {"accelerator": "auto"}},
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     raw_loop(frame, raw, threads=torch.get_num_threads(), seed=42, device="cuda")
     rows.append({"variant": "raw PyTorch loop (fp32)", "train_windows_per_s": raw.speed[0]})
     for name, overrides in VARIANTS.items():
-        config = parse_config(_merge(_merge(STANDARD, overrides), {"training": {"num_threads": None}}))
+        config = parse_config(deep_merge(deep_merge(STANDARD, overrides), {"training": {"num_threads": None}}))
         started = time.perf_counter()
         trained = fit(config, frame).forecaster
         wall = time.perf_counter() - started

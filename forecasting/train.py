@@ -21,7 +21,7 @@ import torch
 from forecasting.config.model import ForecasterConfig
 from forecasting.errors import ForecastingError
 from forecasting.evaluation.validation import WindowForecasts, score_windows, statistical_comparison, window_forecasts
-from forecasting.hardware import cpu_has_native_bf16
+from forecasting.hardware import native_bf16
 from forecasting.inference import ModelInputs
 from forecasting.model.forecaster import TrainedForecaster, build_network
 from forecasting.model.network import RecurrentForecaster
@@ -64,9 +64,10 @@ def resolve_precision(config: ForecasterConfig) -> str:
     precision = config.training.precision
     if precision != "auto":
         return precision
-    if not uses_cuda(config):
-        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
-    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    cuda = uses_cuda(config)
+    if native_bf16(torch.device("cuda" if cuda else "cpu")):  # the one rule, shared with inference's 'auto'
+        return "bf16-mixed"
+    return "16-mixed" if cuda else "32-true"
 
 
 def resolve_forking(config: ForecasterConfig, net: RecurrentForecaster | None = None) -> tuple[int, str]:
