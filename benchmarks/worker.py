@@ -70,6 +70,7 @@ def run(job: dict) -> dict:
             out["baseline"] = data.score(data.seasonal_naive())
             out["holdout_windows"] = data.holdout_windows
             out["val_windows"] = data.val_windows
+            out["learning_rate"] = task.learning_rate
         elif measure == "predict":
             out = contestant.predict(data, int(job.get("repeats", 3)))
         else:

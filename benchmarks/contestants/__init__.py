@@ -54,6 +54,18 @@ CONVERGING: tuple[str, ...] = ("project", "project-fp32", "project-window", "dar
 no early stopping: they are not libraries a user would stop with."""
 
 
+VALIDATION_LOSS_NAMES: tuple[str, ...] = ("val_loss", "ptl/val_loss", "valid_loss")
+"""What the project and Darts (``val_loss``) and NeuralForecast (``ptl/val_loss``) log their validation loss as."""
+
+
+def validation_loss(val_losses: list[float], *, restores_best: bool) -> float | None:
+    """The validation loss of the weights a contestant forecasts with: the best epoch's where ``fit`` restores it
+    (the project), else the last validation run's (Darts and NeuralForecast keep the last weights)."""
+    if not val_losses:
+        return None
+    return min(val_losses) if restores_best else val_losses[-1]
+
+
 def module(name: str) -> ModuleType:
     """The contestant's module, imported now (peers are heavy: only the worker does this)."""
     if name not in CONTESTANTS:
@@ -68,6 +80,11 @@ def epoch_timer() -> Any:  # noqa: ANN401 - a pytorch_lightning.Callback, whose 
     Trainer setup, the sanity check, validation after the last batch and
     checkpoint writing, and keeps the data loading, forward, backward and
     optimiser step of every batch (and any per-epoch work between batches).
+
+    It also records the validation loss of every validation run after the
+    sanity check (``val_losses``), under the name each library logs it:
+    with a learning-rate grid (``converge``) a contestant's run is chosen by
+    its own validation loss, never by the hold-out.
     """
     import pytorch_lightning as pl
 
@@ -77,6 +94,7 @@ def epoch_timer() -> Any:  # noqa: ANN401 - a pytorch_lightning.Callback, whose 
             self.ended: float | None = None
             self.batches = 0
             self.epochs = 0
+            self.val_losses: list[float] = []
 
         def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             self.epochs += 1
@@ -86,6 +104,14 @@ def epoch_timer() -> Any:  # noqa: ANN401 - a pytorch_lightning.Callback, whose 
         def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
             self.batches += 1
             self.ended = time.perf_counter()
+
+        def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            if trainer.sanity_checking:
+                return
+            metrics = trainer.callback_metrics
+            name = next((k for k in VALIDATION_LOSS_NAMES if k in metrics), None)
+            if name is not None:
+                self.val_losses.append(float(metrics[name]))
 
         def __deepcopy__(self, memo: dict) -> EpochTimer:
             return self  # NeuralForecast deep-copies its models' trainer kwargs; keep one timer

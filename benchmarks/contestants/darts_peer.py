@@ -35,7 +35,7 @@ import warnings
 
 import numpy as np
 
-from benchmarks.contestants import epoch_timer
+from benchmarks.contestants import epoch_timer, validation_loss
 from benchmarks.task import TaskData
 
 INFERENCE_BATCH = 4096
@@ -108,7 +108,7 @@ def train(data: TaskData) -> dict:
     return {
         "windows": data.train_windows * timer.epochs, "steps": timer.batches, "epochs": timer.epochs,
         "train_seconds": timer.seconds, "setup_seconds": wall - timer.seconds, "fit_wall_seconds": wall,
-        "forecasts": pred,
+        "val_loss": validation_loss(timer.val_losses, restores_best=False), "forecasts": pred,
     }
 
 

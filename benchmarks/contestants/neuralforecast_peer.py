@@ -41,7 +41,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from benchmarks.contestants import epoch_timer
+from benchmarks.contestants import epoch_timer, validation_loss
 from benchmarks.task import TaskData
 
 SETTINGS: dict[str, object] = {
@@ -123,7 +123,7 @@ def train(data: TaskData) -> dict:
     return {
         "windows": timer.batches * task.batch_size, "steps": timer.batches, "epochs": timer.batches / per_epoch,
         "train_seconds": timer.seconds, "setup_seconds": wall - timer.seconds, "fit_wall_seconds": wall,
-        "forecasts": pred,
+        "val_loss": validation_loss(timer.val_losses, restores_best=False), "forecasts": pred,
     }
 
 

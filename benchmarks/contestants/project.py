@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.contestants import epoch_timer
+from benchmarks.contestants import epoch_timer, validation_loss
 from benchmarks.task import TaskData
 
 
@@ -121,6 +121,7 @@ def train(data: TaskData, settings: Settings = DEFAULT) -> dict:
         "windows": windows["train"] * timer.epochs, "steps": timer.batches, "epochs": timer.epochs,
         "train_seconds": timer.seconds, "setup_seconds": wall - timer.seconds, "fit_wall_seconds": wall,
         "fit_seconds": trained.meta["train_seconds"],
+        "val_loss": validation_loss(timer.val_losses, restores_best=True),
         "forecasts": pred.reshape(data.n_series, len(data.origins), data.task.horizon),
         "training_path": trained.meta.get("training_path"), "precision": trained.meta.get("hardware", {}).get("precision"),
         "inference_precision": resolve_inference_precision(cfg.inference.precision, torch.device("cpu")),

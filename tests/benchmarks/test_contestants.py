@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.__main__ import Mode, Run, execute
+from benchmarks.__main__ import CONVERGE_RATES, Mode, Run, execute
 from benchmarks.contestants import CONTESTANTS, CONVERGING, TRAINING_ONLY, project
 from benchmarks.contestants.project_window import SETTINGS as WINDOW
 from benchmarks.task import load
@@ -26,7 +26,7 @@ def test_project_contestants_are_the_default_float32_and_window_by_window() -> N
     assert (window.model.anchor, window.training.forking, window.training.precision) == ("last", "off", "32-true")
 
 
-def test_converge_runs_each_converging_contestant_once_per_dataset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_converge_runs_each_converging_contestant_once_per_dataset_and_learning_rate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     jobs: list[tuple[str, str | None, object]] = []
 
     def record(self: Run, measure: str, task: object, contestant: str | None = None, label: str = "", repeats: int = 1) -> dict:
@@ -40,4 +40,19 @@ def test_converge_runs_each_converging_contestant_once_per_dataset(monkeypatch: 
     assert sorted(c for c, _ in converge) == sorted(CONVERGING * len(mode.converge))
     assert {t.dataset for _, t in converge} == {"synthetic", "weather"}
     assert all(t.patience == 2 and t.max_epochs == 6 for _, t in converge)
+    for dataset in ("synthetic", "weather"):
+        for name in CONVERGING:
+            rates = sorted(t.learning_rate for c, t in converge if c == name and t.dataset == dataset)
+            assert rates == sorted(CONVERGE_RATES), (name, dataset, rates)
     assert "raw" not in CONVERGING and {m for m, _, _ in jobs} == {"machine", "converge"}
+
+
+def test_a_converge_run_reports_the_validation_loss_its_learning_rate_is_picked_by() -> None:
+    """The learning-rate grid picks by each contestant's own validation loss: the project's run must carry it
+    (the best epoch's, the one ``fit`` restores), recorded by the harness's timer from what Lightning logged."""
+    import math
+
+    data = load(Mode.smoke().converge[0].with_(n_series=2, max_epochs=2, patience=1))
+    out = project.train(data)
+    assert out["val_loss"] is not None and math.isfinite(out["val_loss"]) and out["val_loss"] > 0
+    assert out["epochs"] == 2
