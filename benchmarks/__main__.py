@@ -16,8 +16,9 @@ page records the load average around every job), ratios from one run are
 what to compare.
 
 ``converge`` (time to accuracy) trains each contestant of ``CONVERGING`` once
-per dataset and learning rate of ``CONVERGE_RATES``, with early stopping on the
-same validation part, and records each fit call's wall time, its validation
+per dataset (synthetic, weather, M1 monthly) and learning rate of
+``CONVERGE_RATES``, with early stopping on the same validation part, and
+records each fit call's wall time, its validation
 loss and the hold-out MASE it reached. The page then takes, per contestant,
 the run its own validation loss picks, at the cost of every rate tried: a
 user does not know the right rate beforehand, and the peers' best rate is
@@ -39,7 +40,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from benchmarks.contestants import CONTESTANTS, CONVERGING, PEERS, TRAINING_ONLY
-from benchmarks.task import Task
+from benchmarks.task import Task, m1_task
 from benchmarks.worker import RESULT_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,7 +74,10 @@ class Mode:
     def quick(cls) -> Mode:
         task = Task(n_series=16, n_points=700)
         weather = task.with_(dataset="weather", weather_points=2000)
-        return cls("quick", task, weather, 2, 2, (100, 1000), 900.0, cls._converging((task, weather), 6, 2))
+        # M1 on its first 200 series (sorted ids), its own window and network (``m1_task``).
+        m1 = m1_task(n_series=200, threads=task.threads)
+        converge = (*cls._converging((task, weather), 6, 2), *cls._converging((m1,), 20, 3))
+        return cls("quick", task, weather, 2, 2, (100, 1000), 900.0, converge)
 
     @classmethod
     def full(cls) -> Mode:
@@ -82,7 +86,8 @@ class Mode:
         # Time to accuracy on an eighth of the synthetic series, at two learning rates: early-stopped
         # window-by-window peers at the full size would take most of an hour each on 2 cores. On weather an
         # epoch of the default config costs about half a second: a cap of 20 stopped it still improving.
-        converge = (*cls._converging((task.with_(n_series=8),), 12, 3), *cls._converging((weather,), 60, 3))
+        converge = (*cls._converging((task.with_(n_series=8),), 12, 3), *cls._converging((weather,), 60, 3),
+                    *cls._converging((m1_task(threads=task.threads),), 60, 3))  # all 617 M1 series
         return cls("full", task, weather, 3, 3, (64, 640), 3600.0, converge)
 
     @classmethod
@@ -90,7 +95,8 @@ class Mode:
         """Tiny sizes on one thread: every job runs, in a few minutes, on a busy machine; the figures mean nothing."""
         task = Task(n_series=4, n_points=500, threads=1)
         weather = task.with_(dataset="weather", weather_points=1000)
-        return cls("smoke", task, weather, 1, 1, (20, 200), 600.0, cls._converging((task, weather), 3, 1))
+        m1 = m1_task(n_series=40, threads=1)
+        return cls("smoke", task, weather, 1, 1, (20, 200), 600.0, cls._converging((task, weather, m1), 3, 1))
 
 
 @dataclass

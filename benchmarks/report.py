@@ -447,18 +447,36 @@ def _converge_settings(res: Results) -> list[str]:
     tasks = [Task.from_dict(t) for t in res.run.get("converge_tasks", [])]
     if not tasks or not res.converge_datasets():
         return []
-    t = tasks[0]
     rates = sorted({task.learning_rate for task in tasks})
-    caps = ", ".join(f"{d} {c}" for d, c in dict((task.dataset, task.max_epochs) for task in tasks).items())
-    return [
-        f"- Time to accuracy: each contestant once per dataset and learning rate ({', '.join(f'{r:g}' for r in rates)}), "
-        f"early-stopped (patience {t.patience} epochs; at most {caps} epochs) on the same validation part, the last "
-        f"{t.val_fraction:.0%} of each series' training part (at least one horizon; the windows whose targets lie "
-        "inside it); the hold-out is untouched. Each contestant's own validation loss picks its rate (the weights it "
-        "forecasts with: the project restores its best epoch, the peers keep their last); its time to accuracy is "
-        "the fit time of every rate tried. 'wall s' is the whole fit call, setup and validation included: what a "
-        "user waits for.",
-    ]
+    lines = []
+    for t in {task.dataset: task for task in tasks}.values():  # one line per dataset: the tasks differ only in rate
+        if t.dataset == "m1":
+            lines.append(
+                f"- Time to accuracy on M1 monthly: the first {t.n_series} of its 617 series (sorted ids; 48 to 150 "
+                "points), re-dated to end on the same month; LSTM hidden "
+                f"{t.hidden} x {t.layers} layer, lookback {t.lookback}, horizon {t.horizon}, batch {t.batch_size}, Adam, "
+                f"{t.threads} thread(s). Hold-out: the official {t.holdout_points}-month test part of "
+                f"every series, one origin. Validation: the last {t.validation_points} points before it (one window per "
+                f"series); early stopping after {t.patience} epochs without a better validation loss, at most "
+                f"{t.max_epochs}. Series shorter than a window are left-padded (the project and NeuralForecast mask the "
+                f"padding; Darts repeats the first value), keeping at least {t.min_length} observed lookback points; "
+                "MASE divides by each series' in-sample seasonal-naive "
+                f"({t.season}) MAE. The project's split keeps no validation part for series with fewer than "
+                f"{(t.min_length or t.lookback) + 2 * t.horizon} training points (they train on all of them); the peers "
+                "validate on them (see each contestant's notes).")
+        else:
+            lines.append(
+                f"- Time to accuracy ({t.dataset}): the task above on {t.n_series} series, early-stopped (patience {t.patience} epochs, "
+                f"at most {t.max_epochs}) on the same validation part, the last {t.val_fraction:.0%} of each series' "
+                "training part (at least one horizon; the windows whose targets lie inside it); the hold-out is "
+                "untouched.")
+    lines.append(
+        f"- Time to accuracy, every dataset: each contestant once per learning rate ({', '.join(f'{r:g}' for r in rates)}). "
+        "Its own validation loss picks the rate (of the weights it forecasts with: the project restores its best "
+        "epoch, the peers keep their last), and its time to accuracy is the fit time of every rate tried: a user does "
+        "not know the rate beforehand. 'wall s' is the whole fit call, setup and validation included: what a user "
+        "waits for.")
+    return lines
 
 
 def _run_log(res: Results) -> list[str]:

@@ -30,6 +30,22 @@ def native_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and cpu_has_native_bf16()
 
 
+CPU_INFERENCE_BATCH = 128
+"""Windows per forward pass on a CPU for ``inference.batch_size: auto``: the fastest of 32-4,096 in float32 on a
+2-core AMD EPYC with AVX512-BF16 (1.26x the speed of 1,024; in bf16 1.07x, where 256 was best at 1.18x), its
+recurrent state and gates staying in cache (benchmarks/inference_batch.py, docs/forecaster.md)."""
+ACCELERATOR_INFERENCE_BATCH = 4096
+"""Windows per forward pass on a GPU for ``inference.batch_size: auto``: a small batch leaves it mostly idle."""
+
+
+def resolve_inference_batch(batch_size: int | str, device: torch.device) -> int:
+    """``inference.batch_size`` for ``device``: 'auto' is ``CPU_INFERENCE_BATCH`` on a CPU, else
+    ``ACCELERATOR_INFERENCE_BATCH``; a number is kept."""
+    if batch_size == "auto":
+        return CPU_INFERENCE_BATCH if device.type == "cpu" else ACCELERATOR_INFERENCE_BATCH
+    return int(batch_size)
+
+
 def resolve_inference_precision(precision: str, device: torch.device) -> str:
     """``inference.precision`` for ``device``: 'auto' is bf16 where it is native, else '32'."""
     if precision == "auto":

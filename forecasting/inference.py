@@ -14,7 +14,7 @@ from forecasting.errors import ForecastingError
 from forecasting.evaluation.statistical import forecast_at_origins
 from forecasting.prep.features import future_block, model_values
 from forecasting.model.forecaster import TrainedForecaster
-from forecasting.hardware import inference_autocast
+from forecasting.hardware import inference_autocast, resolve_inference_batch
 from forecasting.prep.scaling import SeriesScaler
 from forecasting.prep.windows import SeriesPanel, gather
 
@@ -47,12 +47,13 @@ def run_network(
     lookback: int,
     past_columns: list[int],
     first_change_unknown: bool = False,
-    batch_size: int,
+    batch_size: int | str,
     precision: str,
 ) -> np.ndarray:
     """``(B, horizon, outputs)`` scaled outputs for windows whose lookback starts at rows ``starts``.
 
-    One gather and one forward pass per chunk of ``batch_size`` windows (it bounds the peak memory:
+    One gather and one forward pass per chunk of ``batch_size`` windows ('auto': the device's, see
+    ``hardware.resolve_inference_batch``; it bounds the peak memory:
     the LSTM keeps every step's activations of a pass). ``precision`` ``"bf16"`` runs the network
     under bfloat16 autocast (``inference.precision``); outputs are float64 either way.
     ``first_change_unknown`` (differencing transforms): each window's first
@@ -66,6 +67,7 @@ def run_network(
         torch.set_flush_denormal(True)
     table = torch.from_numpy(values[:, past_columns])  # (n_points, n_past)
     autocast = inference_autocast(precision, device)
+    batch_size = resolve_inference_batch(batch_size, device)
     out = []
     for lo in range(0, len(starts), batch_size):
         chunk = slice(lo, lo + batch_size)

@@ -218,15 +218,29 @@ def _every_window(trained, frame):
 
 
 def test_inference_chunk_size_does_not_change_forecasts(tiny_fit):
-    """``inference.batch_size`` only bounds memory: 7-window chunks forecast what one 1,024-window pass does."""
+    """``inference.batch_size`` only sets speed and memory: 7-window chunks and the default ('auto': 128 on a
+    CPU) forecast what 1,024-window passes do."""
     from forecasting.inference import predict_starts
 
     _, frame, result = tiny_fit
+    assert result.forecaster.config.inference.batch_size == "auto"
     panel, starts = _every_window(result.forecaster, frame)
-    assert len(starts) > 1000  # several default chunks
-    whole = predict_starts(result.forecaster, panel, starts)["mean"]
-    small = predict_starts(_with_inference(result.forecaster, batch_size=7), panel, starts)["mean"]
-    np.testing.assert_allclose(small, whole, rtol=0, atol=1e-5)
+    assert len(starts) > 1000  # several chunks of every size
+    whole = predict_starts(_with_inference(result.forecaster, batch_size=1024), panel, starts)["mean"]
+    for size in ("auto", 7):
+        small = predict_starts(_with_inference(result.forecaster, batch_size=size), panel, starts)["mean"]
+        np.testing.assert_allclose(small, whole, rtol=0, atol=1e-5)
+
+
+def test_auto_inference_batch_is_small_on_a_cpu_and_large_on_a_gpu():
+    """'auto' follows the device (measured: 128 fastest on a CPU; a GPU needs thousands); a number is kept."""
+    import torch
+
+    from forecasting.hardware import resolve_inference_batch
+
+    assert resolve_inference_batch("auto", torch.device("cpu")) == 128
+    assert resolve_inference_batch("auto", torch.device("cuda")) == 4096
+    assert resolve_inference_batch(300, torch.device("cuda")) == 300
 
 
 def test_bf16_inference_runs_in_bfloat16_and_stays_close(tiny_fit):

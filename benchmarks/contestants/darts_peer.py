@@ -24,6 +24,21 @@ validation part starts; each validation series is that part with the
 lookback before it, so Darts validates on exactly the windows whose targets
 lie in the shared validation part. Darts keeps the last epoch's weights
 (the project restores its best epoch's).
+
+Ragged series (M1): Darts cannot forecast, train or validate from fewer than
+``input_chunk_length`` points, so, as the documented workaround, each
+series' standardised values are left-padded with its first observed value
+(unlike the project and NeuralForecast, nothing marks the padding). A
+training series whose fit part is shorter than one window but holds at
+least ``min_length + horizon`` observed points is padded to exactly one
+window (as the project pads); a shorter one is **dropped from training**
+(only validated on and forecast): padding its targets would train on
+invented values. ``data.train_windows`` counts exactly these windows, but
+Darts' training set has ``trained series x most windows of one series``
+samples per epoch (it re-samples a shorter series' windows so that every
+series weighs the same), so an epoch sees that many windows on ragged data.
+Validation and hold-out series are padded back to a full lookback before
+their first target.
 """
 
 from __future__ import annotations
@@ -47,12 +62,23 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _series(data: TaskData, scaled: np.ndarray, points: int | None = None) -> list:
+def _filled(data: TaskData, scaled: np.ndarray) -> np.ndarray:
+    """``scaled`` with each series' NaN left padding replaced by its first observed value (Darts has no mask)."""
+    first = scaled[np.arange(data.n_series), data.first]  # (n_series,)
+    return np.where(np.isnan(scaled), first[:, None], scaled).astype(np.float32)
+
+
+def _series(data: TaskData, scaled: np.ndarray, points: int | None = None, least: int = 0, keep: np.ndarray | None = None) -> list:
+    """One ``TimeSeries`` per series (those of ``keep``) of its first ``points`` columns, starting at its first
+    observed point or earlier, on the padding, so that it holds at least ``least`` points."""
     from darts import TimeSeries
 
     n = data.n_points if points is None else points
-    stamps = data.timestamps.tz_localize(None)[:n]
-    return [TimeSeries.from_times_and_values(stamps, scaled[i, :n, None]) for i in range(data.n_series)]
+    stamps = data.timestamps.tz_localize(None)
+    filled = _filled(data, scaled)
+    begin = np.maximum(np.minimum(data.first, n - least), 0)  # (n_series,)
+    rows = range(data.n_series) if keep is None else np.flatnonzero(keep)
+    return [TimeSeries.from_times_and_values(stamps[begin[i]:n], filled[i, begin[i]:n, None]) for i in rows]
 
 
 def _model(data: TaskData, work_dir: str, callbacks: list) -> object:
@@ -77,12 +103,12 @@ def _model(data: TaskData, work_dir: str, callbacks: list) -> object:
 
 def _holdout(data: TaskData, model: object, full: list) -> np.ndarray:
     """``(n_series, n_origins, horizon)`` scaled forecasts of the no-refit historical forecasts."""
+    first = data.timestamps.tz_localize(None)[data.train_points]
     forecasts = model.historical_forecasts(
-        full, forecast_horizon=data.task.horizon, start=data.train_points, start_format="position", stride=1,
+        full, forecast_horizon=data.task.horizon, start=first, stride=1,
         retrain=False, last_points_only=False, overlap_end=False, verbose=False,
         predict_kwargs={"batch_size": INFERENCE_BATCH},
     )
-    first = data.timestamps.tz_localize(None)[data.train_points]
     if forecasts[0][0].start_time() != first:
         raise RuntimeError(f"first historical forecast starts at {forecasts[0][0].start_time()}, not {first}")
     return np.stack([np.stack([f.values()[:, 0] for f in per_series]) for per_series in forecasts])
@@ -99,14 +125,16 @@ def train(data: TaskData) -> dict:
         model = _model(data, work_dir, [timer])
         kwargs = {}
         if task.early_stopping:
-            start = data.fit_points - task.lookback
-            kwargs["val_series"] = [s[start:] for s in _series(data, scaled, data.train_points)]
-        model.fit(_series(data, scaled, data.fit_points), verbose=False, **kwargs)
+            span = data.validation + task.lookback  # the validation part with the lookback before it
+            kwargs["val_series"] = [s[-span:] for s in _series(data, scaled, data.train_points, least=span)]
+        trainable = data.train_windows_by_series > 0
+        per_epoch = int(trainable.sum() * data.train_windows_by_series.max())  # Darts' samples per epoch
+        model.fit(_series(data, scaled, data.fit_points, least=task.length, keep=trainable), verbose=False, **kwargs)
         wall = time.perf_counter() - t0
-        pred = _holdout(data, model, _series(data, scaled))
+        pred = _holdout(data, model, _series(data, scaled, least=data.holdout + task.lookback))
     pred = pred * std[:, None, None] + mean[:, None, None]
     return {
-        "windows": data.train_windows * timer.epochs, "steps": timer.batches, "epochs": timer.epochs,
+        "windows": per_epoch * timer.epochs, "steps": timer.batches, "epochs": timer.epochs,
         "train_seconds": timer.seconds, "setup_seconds": wall - timer.seconds, "fit_wall_seconds": wall,
         "val_loss": validation_loss(timer.val_losses, restores_best=False), "forecasts": pred,
     }

@@ -29,6 +29,16 @@ validation checks, so in epochs). NeuralForecast then trains on windows
 whose targets end before the last ``val_size`` points and validates on every
 stride-1 window whose targets lie in them: the shared validation part. It
 keeps the last weights (the project restores its best epoch's).
+
+Ragged series (M1): the long frames drop the NaN padding, ``freq`` is the
+task's ("MS"), and ``start_padding_enabled=True`` (NeuralForecast's option
+for series shorter than ``input_size``) left-pads every series with
+``input_size - 1`` masked zeros, so short series train and forecast. Its
+training windows are then every stride-1 window with at least one observed
+lookback point and one observed target (targets past the fit part's end are
+masked out of the loss), more than ``data.train_windows`` counts; "an epoch"
+stays ``data.train_windows`` windows' worth of steps. The hold-out is
+``cross_validation`` with one window (the one origin).
 """
 
 from __future__ import annotations
@@ -78,19 +88,21 @@ def _model(data: TaskData, max_steps: int, callbacks: list) -> object:
         learning_rate=task.learning_rate, max_steps=max_steps,
         batch_size=data.n_series, windows_batch_size=task.batch_size, valid_batch_size=data.n_series,
         accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False, logger=False,
-        callbacks=callbacks, **stopping, **SETTINGS,
+        callbacks=callbacks, start_padding_enabled=data.ragged, **stopping, **SETTINGS,
     )
 
 
 def _long(data: TaskData, scaled: np.ndarray, points: int | None = None) -> pd.DataFrame:
+    """The long frame of the first ``points`` columns, without the NaN padding rows of ragged series."""
     n = data.n_points if points is None else points
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "unique_id": np.repeat(np.arange(data.n_series), n),
             "ds": np.tile(data.timestamps.tz_localize(None)[:n], data.n_series),
             "y": scaled[:, :n].ravel(),
         }
     )
+    return frame[frame["y"].notna()].reset_index(drop=True) if data.ragged else frame
 
 
 def _holdout(data: TaskData, nf: object, full: pd.DataFrame) -> np.ndarray:
@@ -115,7 +127,7 @@ def train(data: TaskData) -> dict:
     timer = epoch_timer()
     scaled, mean, std = data.standardized()
     t0 = time.perf_counter()
-    nf = NeuralForecast(models=[_model(data, steps, [timer])], freq="h")
+    nf = NeuralForecast(models=[_model(data, steps, [timer])], freq=data.freq)
     nf.fit(df=_long(data, scaled, data.train_points), val_size=data.validation)
     wall = time.perf_counter() - t0
     pred = _holdout(data, nf, _long(data, scaled))
@@ -134,7 +146,7 @@ def predict(data: TaskData, repeats: int) -> dict:
     _quiet()
     task = data.task
     scaled, _, _ = data.standardized()
-    nf = NeuralForecast(models=[_model(data, 1, [])], freq="h")
+    nf = NeuralForecast(models=[_model(data, 1, [])], freq=data.freq)
     nf.fit(df=_long(data, scaled, data.train_points), val_size=0)  # one step: speed does not depend on weights
     full = _long(data, scaled)
 

@@ -19,6 +19,20 @@ Time to accuracy (``converge``): the task's validation part becomes
 ``training.patience`` and ``training.max_epochs`` from the task; ``fit``
 restores the best epoch's weights.
 
+M1 (ragged series, ``data.ragged``): ``data.freq`` ("MS"), ``window.min_length``
+from the task (12: the project left-pads series shorter than one window and
+masks padding in a share of training windows), and ``fit`` on each series'
+points before the hold-out (no test split: the project's split would drop the
+test part of series too short for one, while the hold-out is every series'
+official 18 points). The hold-out is then forecast by the project's public
+``forecasting.predict.forecast`` from each series' history up to it, which
+left-pads short histories as training did. The project's split also drops
+the validation part of a series too short to keep one and a training window
+(fewer than ``min_length + 2 * horizon`` = 48 training points: 139 of 617 on
+M1): those series train on all their training points and are not validated
+on, where the peers validate on them. The window counts ``fit`` reports are
+checked against that rule (``_expected_windows``).
+
 The harness times the training steps with its ``epoch_timer``, handed to
 ``fit`` as an extra Lightning callback (``fit(..., callbacks=[timer])``).
 """
@@ -59,13 +73,21 @@ def config(data: TaskData, settings: Settings = DEFAULT) -> Any:  # noqa: ANN401
     from forecasting.config.model import parse_config
 
     task = data.task
-    val_fraction = data.validation / data.n_points
+    if data.ragged:
+        # fit sees only the points before the hold-out, so no test split; validation / the longest training part
+        # rounds to exactly ``data.validation`` points for every series (shorter ones get the horizon floor).
+        val_fraction, test_fraction = data.validation / int(data.train_lengths.max()), 0.0
+    else:
+        val_fraction, test_fraction = data.validation / data.n_points, task.holdout_fraction
+    window = {"lookback": task.lookback, "horizon": task.horizon, "stride": 1}
+    if task.min_length is not None:
+        window["min_length"] = task.min_length
     return parse_config(
         {
             "name": "bench-project",
-            "data": {"dataset": f"bench-{task.dataset}", "freq": "h"},
-            "window": {"lookback": task.lookback, "horizon": task.horizon, "stride": 1},
-            "split": {"val_fraction": val_fraction, "test_fraction": task.holdout_fraction},
+            "data": {"dataset": f"bench-{task.dataset}", "freq": data.freq},
+            "window": window,
+            "split": {"val_fraction": val_fraction, "test_fraction": test_fraction},
             "model": {"cell": "lstm", "hidden_size": task.hidden, "num_layers": task.layers, "dropout": 0.0, "head": "direct",
                       "anchor": settings.anchor},
             "training": {
@@ -95,9 +117,46 @@ def _panel_and_starts(data: TaskData, frame: Any) -> tuple[Any, np.ndarray]:  # 
     return panel, (panel.offsets[:-1, None] + local).ravel()
 
 
+def _expected_windows(data: TaskData, cfg: Any) -> tuple[int, int]:  # noqa: ANN401 - a ForecasterConfig
+    """Training and validation windows ``fit`` must report: the task's, except that on ragged data the
+    project's split (``plan_split``) drops the validation part of a series too short to keep one and a
+    training window; such a series trains on its whole training part instead (counted by the same rule as
+    ``TaskData.train_windows_by_series``)."""
+    if not data.ragged:
+        return data.train_windows, data.val_windows
+    from forecasting.prep.prepare import config_spec
+    from forecasting.prep.windows import plan_split
+
+    task = data.task
+    plan = plan_split(data.train_lengths, config_spec(cfg), val_fraction=cfg.split.val_fraction,
+                      test_fraction=cfg.split.test_fraction, min_length=cfg.min_length)
+    if (plan.val[plan.val > 0] != data.validation).any():
+        raise RuntimeError(f"the project's validation parts {sorted(set(plan.val.tolist()))} are not {data.validation} points")
+    fit = data.train_lengths - plan.val  # (n_series,) observed points the weights train on
+    full = fit - task.length + 1
+    train = np.where(full >= 1, full, (fit >= data.min_observed + task.horizon).astype(np.int64))
+    val = np.where(plan.val > 0, data.val_windows_by_series, 0)
+    return int(train.sum()), int(val.sum())
+
+
+def _forecast_holdout(data: TaskData, trained: Any) -> np.ndarray:  # noqa: ANN401 - a TrainedForecaster
+    """``(n_series, 1, horizon)`` forecasts from each series' history up to the hold-out, by the project's
+    public ``forecast`` (it left-pads histories shorter than the lookback): the ragged tasks' one origin."""
+    from forecasting.predict import forecast
+
+    if len(data.origins) != 1:
+        raise ValueError(f"ragged tasks have one origin per series; this one has {len(data.origins)}")
+    out = forecast(trained, data.frame(data.train_points))
+    pred = out.pivot(index="series_id", columns="step", values="mean").reindex(list(data.ids))
+    if pred.isna().to_numpy().any() or pred.shape != (data.n_series, data.task.horizon):
+        raise RuntimeError(f"forecast returned {pred.shape} forecasts; the hold-out is {data.actual.shape}")
+    return pred.to_numpy(dtype=np.float64)[:, None, :]
+
+
 def train(data: TaskData, settings: Settings = DEFAULT) -> dict:
     """``forecasting.train.fit`` on the full frame; its test split is the hold-out (its validation split the
-    task's validation part, with early stopping)."""
+    task's validation part, with early stopping). Ragged data (M1): ``fit`` on the points before the hold-out,
+    then ``forecast`` from each series' history (see the module docstring)."""
     import torch
 
     from forecasting.hardware import resolve_inference_precision
@@ -105,18 +164,22 @@ def train(data: TaskData, settings: Settings = DEFAULT) -> dict:
     from forecasting.train import fit
 
     cfg = config(data, settings)
-    frame = data.frame()
+    frame = data.frame(data.train_points) if data.ragged else data.frame()
     timer = epoch_timer()
     t0 = time.perf_counter()
     result = fit(cfg, frame, callbacks=[timer])
     wall = time.perf_counter() - t0
     trained = result.forecaster
-    panel, starts = _panel_and_starts(data, frame)
-    pred = predict_starts(trained, panel, starts)["mean"]  # (windows, horizon)
+    if data.ragged:
+        pred = _forecast_holdout(data, trained)
+    else:
+        panel, starts = _panel_and_starts(data, frame)
+        pred = predict_starts(trained, panel, starts)["mean"]  # (windows, horizon)
     windows = trained.meta["windows"]
-    if (windows["train"], windows["val"]) != (data.train_windows, data.val_windows):
+    expected = _expected_windows(data, cfg)
+    if (windows["train"], windows["val"]) != expected:
         raise RuntimeError(f"fit used {windows['train']} training and {windows['val']} validation windows; the task "
-                           f"has {data.train_windows} and {data.val_windows}")
+                           f"has {expected[0]} and {expected[1]} for it")
     return {
         "windows": windows["train"] * timer.epochs, "steps": timer.batches, "epochs": timer.epochs,
         "train_seconds": timer.seconds, "setup_seconds": wall - timer.seconds, "fit_wall_seconds": wall,
@@ -137,7 +200,7 @@ def predict(data: TaskData, repeats: int, settings: Settings = DEFAULT) -> dict:
     from forecasting.config.backtest import BacktestConfig
     from forecasting.inference import predict_starts
     from forecasting.model.forecaster import TrainedForecaster, build_network
-    from forecasting.hardware import inference_autocast, resolve_inference_precision
+    from forecasting.hardware import inference_autocast, resolve_inference_batch, resolve_inference_precision
     from forecasting.prep.scaling import SeriesScaler
     from forecasting.prep.prepare import config_spec
     from forecasting.prep.windows import chronological_split, gather
@@ -158,7 +221,7 @@ def predict(data: TaskData, repeats: int, settings: Settings = DEFAULT) -> dict:
 
     def run_network() -> None:
         with torch.no_grad(), inference_autocast(cfg.inference.precision, torch.device("cpu")):
-            for chunk in torch.split(x, cfg.inference.batch_size):
+            for chunk in torch.split(x, resolve_inference_batch(cfg.inference.batch_size, torch.device("cpu"))):
                 network(chunk)
 
     cases = {

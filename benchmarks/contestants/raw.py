@@ -33,6 +33,8 @@ def _setup(data: TaskData, flush_denormal: bool) -> tuple[torch.Tensor, np.ndarr
     task = data.task
     torch.set_flush_denormal(flush_denormal)
     torch.manual_seed(task.seed)
+    if data.ragged:
+        raise ValueError(f"the raw loop needs equal-length series; {data.task.dataset} is ragged (a converge-only dataset)")
     scaled, mean, std = data.standardized()
     values = torch.from_numpy(scaled.ravel())  # (n_series * n_points,) float32
     return values, mean, std, LSTMForecaster(task.hidden, task.layers, task.horizon)

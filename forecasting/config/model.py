@@ -250,13 +250,22 @@ class InferenceConfig(_Strict):
         "speed\"). Backtests, promotion and monitoring use the same setting, so the promised error is the served "
         "one's on the same kind of machine; set '32' where forecasts must match across CPUs bit for bit.",
     )
-    batch_size: int = Field(
-        1024,
-        ge=1,
-        description="Windows per forward pass. The LSTM holds every step's activations of a pass (~130 KB per "
-        "window at hidden 64 x 2 layers, lookback 168), so this bounds prediction's peak memory; 512-4,096 ran "
-        "at the same speed on 2 cores.",
+    batch_size: int | Literal["auto"] = Field(
+        "auto",
+        description="Windows per forward pass: 'auto' is 128 on a CPU and 4,096 on a GPU "
+        "(forecasting.hardware.resolve_inference_batch), or a number of windows. On a CPU the recurrence's "
+        "state and gates stay in the core's cache across the lookback with a small batch: 128 predicted 1.26x "
+        "faster than 1,024 in float32 on a 2-core AMD EPYC (benchmarks/inference_batch.py, docs/forecaster.md "
+        "'Inference speed'); a GPU needs large batches to fill it. It also bounds prediction's peak memory. "
+        "Forecasts do not depend on it.",
     )
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batch(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"must be at least 1 window or 'auto', got {value}")
+        return value
 
 
 NAIVE_BASELINES: tuple[str, ...] = ("naive", "seasonal_naive", "drift", "mean")

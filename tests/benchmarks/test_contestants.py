@@ -38,12 +38,18 @@ def test_converge_runs_each_converging_contestant_once_per_dataset_and_learning_
     execute(mode, list(CONTESTANTS), {"converge"}, tmp_path, {})
     converge = [(c, t) for m, c, t in jobs if m == "converge"]
     assert sorted(c for c, _ in converge) == sorted(CONVERGING * len(mode.converge))
-    assert {t.dataset for _, t in converge} == {"synthetic", "weather"}
-    assert all(t.patience == 2 and t.max_epochs == 6 for _, t in converge)
-    for dataset in ("synthetic", "weather"):
+    datasets = ["synthetic", "weather", "m1"]
+    assert list(dict.fromkeys(t.dataset for t in mode.converge)) == datasets
+    assert {t.dataset for _, t in converge} == set(datasets)
+    assert all(t.patience == 2 and t.max_epochs == 6 for _, t in converge if t.dataset != "m1")
+    for dataset in datasets:
         for name in CONVERGING:
             rates = sorted(t.learning_rate for c, t in converge if c == name and t.dataset == dataset)
             assert rates == sorted(CONVERGE_RATES), (name, dataset, rates)
+    m1 = next(t for t in mode.converge if t.dataset == "m1")
+    assert (m1.n_series, m1.lookback, m1.horizon, m1.season, m1.holdout_points) == (200, 36, 18, 12, 18)
+    assert list(dict.fromkeys(t.dataset for t in Mode.full().converge)) == datasets
+    assert Mode.full().converge[-1].n_series == 617 and Mode.smoke().converge[-1].n_series == 40
     assert "raw" not in CONVERGING and {m for m, _, _ in jobs} == {"machine", "converge"}
 
 

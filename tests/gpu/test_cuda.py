@@ -61,10 +61,11 @@ def test_fit_on_cuda_forks_in_bf16(overrides):
 
 
 def test_bf16_inference_auto_on_cuda_and_its_forecasts():
-    from forecasting.hardware import resolve_inference_precision
+    from forecasting.hardware import resolve_inference_batch, resolve_inference_precision
     from forecasting.predict import forecast
 
     assert resolve_inference_precision("auto", torch.device("cuda")) == ("bf16" if torch.cuda.is_bf16_supported() else "32")
+    assert resolve_inference_batch("auto", torch.device("cuda")) == 4096
     config = parse_config(tiny_config_dict(training={"max_epochs": 2}))
     frame = synthetic_frame()
     trained = fit(config, frame).forecaster
