@@ -238,11 +238,13 @@ def _goals(res: Results) -> list[str]:
         added = big["points"] - small["points"]
         pipeline = (big["stage_peak_delta"]["pipeline"] - small["stage_peak_delta"]["pipeline"]) / added
         windows = (big["windows_x_lookback_bytes"] - small["windows_x_lookback_bytes"]) / added
-        predict = _predict_transient(big) / max(_predict_transient(small), 1)
+        predict = (_predict_transient(big) - _predict_transient(small)) / added
+        holdout = (big["holdout_windows"] - small["holdout_windows"]) * res.task.lookback * 4 / added
         rows.append([f"Peak RSS grows with points, not windows x lookback ({small['n_series']} -> {big['n_series']} series)",
                      f"training pipeline: {pipeline:,.0f} B more peak per added point, materialised windows would "
-                     f"add {windows:,.0f} B; prediction's transient peak x{predict:.2f} for x{big['points'] / small['points']:.0f} points",
-                     _yes(pipeline < windows / 2 and predict < 1.25)])
+                     f"add {windows:,.0f} B; prediction: {predict:,.0f} B more transient peak per added point, its "
+                     f"materialised hold-out windows would add {holdout:,.0f} B",
+                     _yes(pipeline < windows / 2 and predict < holdout / 2)])
     return _table(["goal", "this run", "met"], rows)
 
 
@@ -382,13 +384,15 @@ def _memory(res: Results) -> list[str]:
     if not rows:
         return ["(memory jobs did not run)"]
     return [*_table(header, rows), "",
-            "Goal test, between the two sizes: the training pipeline's extra peak per extra point must stay under "
-            "half of what materialising every training window (lookback x 4 bytes each) would add per point (with "
-            "series of equal length windows grow as fast as points, so only the bytes per point tell the two "
-            "apart), and what predicting allocates above the resident data (its transient peak) must grow less "
-            "than 25% for 10x the points (it is bounded by `predict_starts`' chunk, `inference.batch_size`: 1,024 "
-            "windows by default, 4,096 before 2026-12-02; both sizes fill it)."]
-
+            "Goal test, between the two sizes: the extra peak per extra point of the training pipeline, and of "
+            "prediction's transient (what predicting allocates above the resident data), must each stay under half "
+            "of what materialising its windows (lookback x 4 bytes each: every training window, every hold-out "
+            "window) would add per point. With series of equal length windows grow as fast as points, so only the "
+            "bytes per point tell the two apart. Prediction's transient is its chunk (`inference.batch_size`) plus "
+            "what grows with the windows predicted: the forecasts it returns (horizon x 8 bytes each), their "
+            "indexes, and the scaled float32 copy of the data. Until 2026-12-05 the test asked that transient to "
+            "grow less than 25% for 10x the points, which held only while a 1,024-window chunk outweighed the "
+            "forecasts themselves."]
 
 def _ceiling(res: Results) -> list[str]:
     found = res.results("ceiling")

@@ -36,6 +36,11 @@ def model_inputs(trained: TrainedForecaster, panel: SeriesPanel, *, scaler: Seri
     return ModelInputs(values, scaler)
 
 
+INVERT_CHUNK = 4096
+"""Windows whose forecasts are brought back to original units at a time: the inversion's float64
+temporaries (a few per forecast) stay a few MB however many windows are predicted."""
+
+
 @torch.no_grad()
 def run_network(
     net: nn.Module,
@@ -68,7 +73,9 @@ def run_network(
     table = torch.from_numpy(values[:, past_columns])  # (n_points, n_past)
     autocast = inference_autocast(precision, device)
     batch_size = resolve_inference_batch(batch_size, device)
-    out = []
+    # Each chunk lands in the one float64 result: no list of chunks, no concatenated copy, no cast copy, so
+    # what predicting holds beyond its chunk is the forecasts it returns.
+    out = np.empty((len(starts), net.horizon, len(net.outputs)), dtype=np.float64)
     for lo in range(0, len(starts), batch_size):
         chunk = slice(lo, lo + batch_size)
         past = gather(table, torch.from_numpy(starts[chunk]), lookback)  # (batch, lookback, n_past)
@@ -77,10 +84,8 @@ def run_network(
         fut = torch.from_numpy(future[chunk])  # (batch, horizon, n_future)
         series = torch.from_numpy(codes[chunk])  # (batch,)
         with autocast:
-            out.append(net(past.to(device), fut.to(device), series.to(device)).float().cpu().numpy())
-    if not out:
-        return np.empty((0, net.horizon, len(net.outputs)))
-    return np.concatenate(out).astype(np.float64)
+            out[chunk] = net(past.to(device), fut.to(device), series.to(device)).float().cpu().numpy()
+    return out
 
 
 def predict_starts(
@@ -141,11 +146,13 @@ def predict_starts(
     )
     if len(starts):
         rows = inputs.scaler._positions(ids)  # noqa: SLF001 - same package
-        last = panel.values[starts + spec.lookback - 1, 0]  # (windows,) raw origin value
-        pred = transforms.invert(
-            pred, kind=kind,
-            mean=inputs.scaler.mean[rows, 0], scale=inputs.scaler.scale[rows, 0], last=last,
-        )
+        origins = starts + spec.lookback - 1  # (windows,) rows of the raw origin values
+        for lo in range(0, len(starts), INVERT_CHUNK):  # in place, chunk by chunk: temporaries stay small
+            chunk = slice(lo, lo + INVERT_CHUNK)
+            pred[chunk] = transforms.invert(
+                pred[chunk], kind=kind, mean=inputs.scaler.mean[rows[chunk], 0],
+                scale=inputs.scaler.scale[rows[chunk], 0], last=panel.values[origins[chunk], 0],
+            )
     pred = pred[:, :horizon]
     out = {"mean": pred[..., net.point_index]}
     for k, name in enumerate(net.outputs):

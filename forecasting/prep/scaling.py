@@ -83,9 +83,14 @@ class SeriesScaler:
     def transform(self, panel: SeriesPanel, *, dtype: np.dtype | type = np.float32) -> np.ndarray:
         """Scale ``panel.values`` -> ``(n_points, F)`` in ``dtype`` (float32 for the model)."""
         self._check_features(panel.features)
-        rows = self._positions(panel.series_ids)[panel.row_series]  # (n_points,) scaler row per point
-        scaled = (panel.values - self.mean[rows]) / self.scale[rows]  # (n_points, F) float64
-        return scaled.astype(dtype, copy=False)
+        positions = self._positions(panel.series_ids)  # (n_series,) scaler row per series
+        out = np.empty(panel.values.shape, dtype=dtype)
+        # Series by series, in float64 then cast, as one expression over the panel would compute it, but
+        # without per-point index and broadcast temporaries (~40 bytes a point): only the result is new.
+        for i, (lo, hi) in enumerate(zip(panel.offsets[:-1], panel.offsets[1:], strict=True)):
+            row = positions[i]
+            out[lo:hi] = (panel.values[lo:hi] - self.mean[row]) / self.scale[row]
+        return out
 
     def inverse_target(self, y: np.ndarray, series_ids: Sequence[str]) -> np.ndarray:
         """Scaled targets ``(B, ...)`` (e.g. ``(B, H)``) back to original units, as float64.

@@ -77,3 +77,27 @@ def test_a_run_without_converge_or_peers_says_not_measured() -> None:
            "peer's in less than half of its wall time | not measured | n/a |" in goals
     assert "| Inference no slower than the best peer in float32 | not measured | n/a |" in goals
     assert "Not measured in this run" in page.split("## Time to accuracy (early-stopped)")[1]
+
+
+def _memory(n_series: int, pipeline_peak: float, predict_peak: float) -> dict:
+    points = n_series * 2000
+    return {"n_series": n_series, "points": points, "train_windows": n_series * 1600, "drawn_windows": n_series * 1600,
+            "holdout_windows": n_series * 177, "windows_x_lookback_bytes": n_series * 1600 * 168 * 4,
+            "pipeline_seconds": 1.0, "peak_rss_delta": predict_peak,
+            "stage_rss_delta": {"frame": 0.0, "pipeline": pipeline_peak, "predict": pipeline_peak},
+            "stage_peak_delta": {"frame": 0.0, "pipeline": pipeline_peak, "predict": predict_peak}}
+
+
+def test_the_memory_goal_compares_bytes_per_added_point_with_materialised_windows() -> None:
+    """Both the pipeline and prediction's transient must add less than half of what materialising their windows
+    (lookback x 4 B each) would per added point: 200 and 20 B pass, a 40 B prediction fails (hold-out windows
+    would add 177 / 2000 x 168 x 4 = 59.5 B a point)."""
+    def goal(predict_per_point: float) -> str:
+        small = _memory(64, 200 * 128000, 200 * 128000 + 30 * MB)
+        big = _memory(640, 200 * 1280000, 200 * 1280000 + 30 * MB + predict_per_point * 1152000)
+        page = report.render(run([_job("memory", None, small), _job("memory", None, big)], ["project"], []))
+        return next(line for line in page.splitlines() if line.startswith("| Peak RSS grows"))
+
+    assert goal(20).endswith("prediction: 20 B more transient peak per added point, its materialised hold-out windows "
+                             "would add 59 B | **yes** |")
+    assert goal(40).endswith("| **no** |")
