@@ -346,7 +346,7 @@ def _converge(res: Results) -> list[str]:
             base = base or c["baseline"]
             for rate, r in res.converge_rates(name, dataset).items():
                 picked = rate == c["rate"]
-                rows.append([name if picked else "", dataset, f"{rate:g}", _fmt(r["epochs"], ".1f"), _fmt(r["wall"], ".1f"),
+                rows.append([name, dataset, f"{rate:g}", _fmt(r["epochs"], ".1f"), _fmt(r["wall"], ".1f"),
                              _fmt(r["val_loss"], ".4g"), f"{r['mase']:.3f}", f"{r['mae']:.4f}",
                              f"**picked**: {c['wall']:.1f} s in all" if picked else "",
                              _ratio(c["wall"], peer_wall) if picked else "", r["precision"] or "float32"])

@@ -63,10 +63,10 @@ def test_goal_rows_from_a_hand_made_run() -> None:
     assert "| Inference no slower than the best peer in float32 | 1.20x darts (predicted in 32) | **yes** |" in goals
     assert "window by window" not in goals.split("GEMM ceiling")[0]
     table = page.split("## Time to accuracy (early-stopped)")[1].split("## Memory")[0]
-    assert "|  | weather | 0.001 | 4.0 | 4.0 | 0.5 | 0.950 | 0.4750 |  |  | float32 |" in table
+    assert "| project | weather | 0.001 | 4.0 | 4.0 | 0.5 | 0.950 | 0.4750 |  |  | float32 |" in table
     assert "| project | weather | 0.003 | 4.0 | 6.0 | 0.3 | 0.900 | 0.4500 | **picked**: 10.0 s in all | 0.33x | float32 |" in table
     assert "| darts | m1 | 0.001 | 4.0 | 20.0 | 0.2 | 1.000 | 0.5000 | **picked**: 30.0 s in all | 1.00x | float32 |" in table
-    assert "|  | m1 | 0.003 | 4.0 | 10.0 | 0.4 | 0.800 | 0.4000 |  |  | float32 |" in table
+    assert "| darts | m1 | 0.003 | 4.0 | 10.0 | 0.4 | 0.800 | 0.4000 |  |  | float32 |" in table
 
 
 def test_a_run_without_converge_or_peers_says_not_measured() -> None:
