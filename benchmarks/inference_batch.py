@@ -31,13 +31,11 @@ def measure(sizes: list[int], precisions: list[str], repeats: int, threads: int)
     import torch
 
     torch.set_num_threads(threads)
+    from dataclasses import replace
+
     from benchmarks.contestants import project
     from benchmarks.task import Task, load
     from forecasting.inference import predict_starts
-    from forecasting.model.forecaster import TrainedForecaster, build_network
-    from forecasting.prep.prepare import config_spec
-    from forecasting.prep.scaling import SeriesScaler
-    from forecasting.prep.windows import chronological_split
 
     data = load(Task(threads=threads))
     frame = data.frame()
@@ -45,13 +43,10 @@ def measure(sizes: list[int], precisions: list[str], repeats: int, threads: int)
     rows = []
     for precision in precisions:
         cfg = project.config(data, project.Settings(inference_precision=precision))
-        torch.manual_seed(0)
-        net = build_network(cfg)
-        bounds = chronological_split(panel, config_spec(cfg), val_fraction=0.0, test_fraction=data.task.holdout_fraction)
-        scaler = SeriesScaler.fit(panel, bounds.train_end)
+        base = project.untrained(data, cfg, panel)
+        scaler = base.scaler
         trained = {
-            size: TrainedForecaster(cfg.model_copy(update={"inference": cfg.inference.model_copy(update={"batch_size": size})}),
-                                    scaler, net.state_dict())
+            size: replace(base, config=cfg.model_copy(update={"inference": cfg.inference.model_copy(update={"batch_size": size})}))
             for size in sizes
         }
         timings: dict[int, list[float]] = {size: [] for size in sizes}

@@ -219,7 +219,11 @@ class TaskData:
         points is left-padded to exactly one window (the project's ``split_padding``); a shorter one still
         gives none (it is only validated on).
         """
-        fit = self.fit_points - self.first  # (n_series,) observed points of the fit part
+        return self.windows_in(self.fit_points - self.first)  # observed points of each fit part
+
+    def windows_in(self, fit: np.ndarray) -> np.ndarray:
+        """``(n_series,)`` training windows of fit parts of ``fit`` observed points each, by the rule of
+        ``train_windows_by_series`` (the project contestant applies it to its own split's fit parts)."""
         full = fit - self.task.length + 1
         padded = np.where(fit >= self.min_observed + self.task.horizon, 1, 0)
         return np.where(full >= 1, full, padded).astype(np.int64)

@@ -127,14 +127,11 @@ def _expected_windows(data: TaskData, cfg: Any) -> tuple[int, int]:  # noqa: ANN
     from forecasting.prep.prepare import config_spec
     from forecasting.prep.windows import plan_split
 
-    task = data.task
     plan = plan_split(data.train_lengths, config_spec(cfg), val_fraction=cfg.split.val_fraction,
                       test_fraction=cfg.split.test_fraction, min_length=cfg.min_length)
     if (plan.val[plan.val > 0] != data.validation).any():
         raise RuntimeError(f"the project's validation parts {sorted(set(plan.val.tolist()))} are not {data.validation} points")
-    fit = data.train_lengths - plan.val  # (n_series,) observed points the weights train on
-    full = fit - task.length + 1
-    train = np.where(full >= 1, full, (fit >= data.min_observed + task.horizon).astype(np.int64))
+    train = data.windows_in(data.train_lengths - plan.val)  # observed points the weights train on
     val = np.where(plan.val > 0, data.val_windows_by_series, 0)
     return int(train.sum()), int(val.sum())
 
@@ -191,6 +188,22 @@ def train(data: TaskData, settings: Settings = DEFAULT) -> dict:
     }
 
 
+def untrained(data: TaskData, cfg: Any, panel: Any) -> Any:  # noqa: ANN401 - config, panel, TrainedForecaster
+    """A ``TrainedForecaster`` of ``cfg`` with seeded, untrained weights and the scaler fitted on ``panel``'s
+    training part: what the speed measures predict with (speed does not depend on the weights)."""
+    import torch
+
+    from forecasting.model.forecaster import TrainedForecaster, build_network
+    from forecasting.prep.prepare import config_spec
+    from forecasting.prep.scaling import SeriesScaler
+    from forecasting.prep.windows import chronological_split
+
+    torch.manual_seed(data.task.seed)
+    net = build_network(cfg)
+    bounds = chronological_split(panel, config_spec(cfg), val_fraction=0.0, test_fraction=data.task.holdout_fraction)
+    return TrainedForecaster(cfg, SeriesScaler.fit(panel, bounds.train_end), net.state_dict())
+
+
 def predict(data: TaskData, repeats: int, settings: Settings = DEFAULT) -> dict:
     """``predict_starts`` over the hold-out windows (one pass) against ``backtest`` (no refit) over the same origins,
     in ``settings.inference_precision`` ('auto' by default: bf16 where the CPU computes it natively)."""
@@ -199,21 +212,15 @@ def predict(data: TaskData, repeats: int, settings: Settings = DEFAULT) -> dict:
     from forecasting.evaluation.backtest import backtest
     from forecasting.config.backtest import BacktestConfig
     from forecasting.inference import predict_starts
-    from forecasting.model.forecaster import TrainedForecaster, build_network
     from forecasting.hardware import inference_autocast, resolve_inference_batch, resolve_inference_precision
-    from forecasting.prep.scaling import SeriesScaler
-    from forecasting.prep.prepare import config_spec
-    from forecasting.prep.windows import chronological_split, gather
+    from forecasting.prep.windows import gather
 
     task = data.task
     torch.set_flush_denormal(True)  # as fit and the CLI's processes would have it
     cfg = config(data, settings)
     frame = data.frame()
     panel, starts = _panel_and_starts(data, frame)
-    torch.manual_seed(task.seed)
-    net = build_network(cfg)
-    bounds = chronological_split(panel, config_spec(cfg), val_fraction=0.0, test_fraction=task.holdout_fraction)
-    trained = TrainedForecaster(cfg, SeriesScaler.fit(panel, bounds.train_end), net.state_dict())
+    trained = untrained(data, cfg, panel)
     # Untrained weights record no training range, so every origin is scored ('include').
     settings = BacktestConfig(origins=len(data.origins), stride=1, in_sample="include")
     network = trained.network()

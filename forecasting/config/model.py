@@ -190,6 +190,13 @@ class ModelConfig(_Strict):
         return self.point
 
 
+def _at_least_one_or_auto(value: int | str) -> int | str:
+    """A count of windows that may also be 'auto' (``forking_windows``, ``inference.batch_size``)."""
+    if isinstance(value, int) and value < 1:
+        raise ValueError(f"must be >= 1 or 'auto', got {value}")
+    return value
+
+
 class TrainingConfig(_Strict):
     max_epochs: int = Field(20, ge=1)
     batch_size: int = Field(256, ge=1)
@@ -225,12 +232,7 @@ class TrainingConfig(_Strict):
         "windows in a batch of 64 cost 9% MAE on one weather series, 8 matched window-by-window training).",
     )
 
-    @field_validator("forking_windows")
-    @classmethod
-    def _positive_windows(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"must be >= 1 or 'auto', got {value}")
-        return value
+    _positive_windows = field_validator("forking_windows")(lambda value: _at_least_one_or_auto(value))
 
     @property
     def fork_chunk(self) -> int:
@@ -260,12 +262,7 @@ class InferenceConfig(_Strict):
         "Forecasts do not depend on it.",
     )
 
-    @field_validator("batch_size")
-    @classmethod
-    def _positive_batch(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"must be at least 1 window or 'auto', got {value}")
-        return value
+    _positive_batch = field_validator("batch_size")(lambda value: _at_least_one_or_auto(value))
 
 
 NAIVE_BASELINES: tuple[str, ...] = ("naive", "seasonal_naive", "drift", "mean")
