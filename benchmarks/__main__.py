@@ -49,6 +49,13 @@ CONVERGE_RATES: tuple[float, ...] = (1e-3, 3e-3)
 PEER_PACKAGES = {"darts": "darts", "neuralforecast": "neuralforecast"}
 
 
+MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
+"""For the memory jobs: glibc serves every allocation of 1 MiB or more by mmap and unmaps it when freed.
+By default the threshold grows after such frees, so later arrays come from a heap that keeps freed
+memory, and a stage's peak RSS depended on what earlier stages had freed (about 10 MB between runs of the
+same job); fixed, it follows the arrays alive (same job twice: within 1 MB)."""
+
+
 @dataclass(frozen=True)
 class Mode:
     """Sizes and repeats of one run."""
@@ -63,6 +70,13 @@ class Mode:
     job_timeout: float
     converge: tuple[Task, ...] = ()
     """The early-stopped tasks of the ``converge`` measure, one per dataset."""
+    predict_repeats: int | None = None
+    """Predict jobs per contestant (default ``repeats``). On a 2-vCPU guest a process runs inference in a
+    fast or a slow regime and stays there (findings 2b), so inference needs more processes than training."""
+
+    @property
+    def predict_processes(self) -> int:
+        return self.repeats if self.predict_repeats is None else self.predict_repeats
 
     @staticmethod
     def _converging(tasks: tuple[Task, ...], max_epochs: int, patience: int) -> tuple[Task, ...]:
@@ -88,7 +102,7 @@ class Mode:
         # epoch of the default config costs about half a second: a cap of 20 stopped it still improving.
         converge = (*cls._converging((task.with_(n_series=8),), 12, 3), *cls._converging((weather,), 60, 3),
                     *cls._converging((m1_task(threads=task.threads),), 60, 3))  # all 617 M1 series
-        return cls("full", task, weather, 3, 3, (64, 640), 3600.0, converge)
+        return cls("full", task, weather, 3, 3, (64, 640), 3600.0, converge, predict_repeats=5)
 
     @classmethod
     def smoke(cls) -> Mode:
@@ -115,6 +129,8 @@ class Run:
         name = "-".join(p for p in (measure, contestant, label) if p)
         env = dict(os.environ, OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
                    PYTHONPATH=str(REPO), DO_NOT_TRACK="true", MPLCONFIGDIR=str(self.log_dir / "mpl"), **self.env)
+        if measure == "memory":
+            env.update(MEMORY_ENV)
         record = {"measure": measure, "contestant": contestant, "label": label, "dataset": task.dataset,
                   "load_before": os.getloadavg()[0]}
         print(f"[{len(self.jobs) + 1:>3}] {name:<40}", end=" ", flush=True)
@@ -179,7 +195,7 @@ def execute(mode: Mode, contestants: list[str], measures: set[str], log_dir: Pat
     # Flushing denormals changes nothing without a backward pass, and inference is window by window
     # whichever path trained the network: raw-ftz and project-window are training contestants only.
     predictors = [c for c in contestants if c not in TRAINING_ONLY]
-    for r in range(mode.repeats if "predict" in measures and predictors else 0):
+    for r in range(mode.predict_processes if "predict" in measures and predictors else 0):
         order = predictors[r % len(predictors):] + predictors[: r % len(predictors)]
         for name in order:
             run.job("predict", mode.task, name, label=f"r{r + 1}", repeats=mode.inner)
@@ -219,7 +235,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     mode = Mode.full() if args.full else Mode.smoke() if args.smoke else Mode.quick()
     if args.repeats:
-        mode = Mode(**{**mode.__dict__, "repeats": args.repeats})
+        mode = Mode(**{**mode.__dict__, "repeats": args.repeats, "predict_repeats": None})
     wanted = [c.strip() for c in args.contestants.split(",") if c.strip()]
     unknown = [c for c in wanted if c not in CONTESTANTS]
     if unknown:
@@ -239,7 +255,7 @@ def main(argv: list[str] | None = None) -> Path:
     results = {
         "mode": mode.name, "task": mode.task.to_dict(), "weather_task": mode.weather.to_dict(),
         "converge_tasks": [t.to_dict() for t in mode.converge],
-        "repeats": mode.repeats, "inner": mode.inner, "contestants": contestants, "skipped": skipped,
+        "repeats": mode.repeats, "predict_repeats": mode.predict_processes, "inner": mode.inner, "contestants": contestants, "skipped": skipped,
         "peers": [p for p in PEERS if p in contestants], "started": started, "seconds": time.time() - started,
         "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv), "log_dir": str(log_dir),
         "jobs": run.jobs,

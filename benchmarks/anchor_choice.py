@@ -10,7 +10,8 @@ Variants (the config's own transform decides which apply):
 
 - levels (``target_transform`` none or log): ``last`` window by window (the old default), ``delta``
   window by window (the anchor alone), ``delta`` forked (the anchor plus forking, chunk size as
-  ``training.forking_windows: auto`` resolves it);
+  ``training.forking_windows: auto`` resolves it), and ``delta`` forked with 32 windows a chunk (what
+  ``auto`` resolved to at batch 256 before its cap moved to 8);
 - differencing (log-return, difference): ``none`` window by window, ``none`` forked.
 
 Datasets: the standard synthetic task (benchmarks/training_path.py, one epoch), hourly and daily
@@ -38,6 +39,8 @@ LEVEL_VARIANTS = {
     "last, window by window": {"model": {"anchor": "last"}, "training": {"forking": "off"}},
     "delta, window by window": {"model": {"anchor": "delta"}, "training": {"forking": "off"}},
     "delta, forked": {"model": {"anchor": "delta"}, "training": {"forking": "auto"}},
+    # forking_windows' cap: 'auto' stopped at 32 windows a chunk until this comparison moved it to 8.
+    "delta, forked, 32 windows a chunk": {"model": {"anchor": "delta"}, "training": {"forking": "auto", "forking_windows": 32}},
 }
 DIFF_VARIANTS = {
     "none, window by window": {"model": {"anchor": "none"}, "training": {"forking": "off"}},

@@ -16,7 +16,9 @@ own functions in ``fit``'s order:
 
 The peak RSS is reset before each stage (Linux ``/proc/self/clear_refs``) and
 read after it, so every stage has its own peak; all figures are growth over
-the RSS once the libraries are imported.
+the RSS once the libraries are imported. The harness runs these jobs with
+``MALLOC_MMAP_THRESHOLD_`` fixed at 1 MiB (``MEMORY_ENV`` in ``__main__``),
+so RSS follows the arrays alive rather than what glibc's heap kept.
 """
 
 from __future__ import annotations

@@ -437,7 +437,8 @@ def _settings(res: Results) -> list[str]:
         "- Inference and backtest use the hold-out windows; their weights are untrained (speed does not depend on them).",
         *_converge_settings(res),
         f"- {res.run['repeats']} training process(es) per contestant, alternating in a rotated order; "
-        f"{res.run['repeats']} prediction process(es) x {res.run['inner']} timings each; medians.",
+        f"{res.run.get('predict_repeats', res.run['repeats'])} prediction process(es) x {res.run['inner']} timings each, "
+        "alternating likewise; medians over every timing.",
         "",
     ]
     for name in res.contestants:

@@ -287,3 +287,18 @@ def test_bf16_model_still_serves_on_a_cpu_without_native_bf16(tiny_fit, monkeypa
     np.testing.assert_array_equal(served, fp32)
     np.testing.assert_array_equal(auto, fp32)  # 'auto' is float32 there, without a warning of its own
     assert caplog.text.count("no native bf16") == 1
+
+
+def test_the_network_reads_a_block_of_columns_without_copying_the_table():
+    """Prediction's peak memory: the past columns of the whole table are a view when they are one block
+    (every column, in the usual layout), and still the right columns when they are not."""
+    import numpy as np
+
+    from forecasting.inference import _columns
+
+    values = np.arange(24, dtype=np.float32).reshape(6, 4)
+    block = _columns(values, [1, 2])
+    assert np.shares_memory(block, values) and np.array_equal(block, values[:, 1:3])
+    assert np.shares_memory(_columns(values, [0, 1, 2, 3]), values)
+    picked = _columns(values, [0, 2])
+    assert not np.shares_memory(picked, values) and np.array_equal(picked, values[:, [0, 2]])

@@ -246,7 +246,7 @@ def test_a_freq_that_does_not_match_the_data_is_named():
         ({"model": {"anchor": "none", "embedding_dim": 2, "quantiles": [0.1, 0.5, 0.9]}, "data": {"calendar": ["hour_of_day"]}}, 8),
         ({"model": {"anchor": "none"}, "training": {"forking_windows": 32}}, 32),
         ({"model": {"anchor": "none"}, "training": {"batch_size": 16, "forking_windows": 32}}, 16),
-        ({"model": {"anchor": "none"}, "training": {"batch_size": 512}}, 32),  # 'auto' stops at 32
+        ({"model": {"anchor": "none"}, "training": {"batch_size": 512}}, 8),  # 'auto' stops at 8
         ({}, 8),  # anchor 'auto' resolves to delta
         ({"model": {"anchor": "last"}}, 1),
         ({"model": {"anchor": "none"}, "training": {"forking": "off"}}, 1),
