@@ -131,7 +131,6 @@ def predict_starts(
     inputs = inputs or model_inputs(trained, panel, scaler=scaler)
     layout = trained.layout
     series = np.searchsorted(panel.offsets, starts, side="right") - 1  # (windows,)
-    ids = [panel.series_ids[i] for i in series]
     fut = future_block(
         panel, inputs.values, starts, layout=layout, scaler=inputs.scaler,
         lookback=spec.lookback, horizon=spec.horizon, freq=trained.config.data.freq, future=future, required=horizon,
@@ -145,7 +144,8 @@ def predict_starts(
         batch_size=trained.config.inference.batch_size, precision=trained.config.inference.precision,
     )
     if len(starts):
-        rows = inputs.scaler._positions(ids)  # noqa: SLF001 - same package
+        # Looked up per series, then gathered per window: no per-window list of ids and of Python ints.
+        rows = inputs.scaler._positions(panel.series_ids)[series]  # noqa: SLF001 - same package
         origins = starts + spec.lookback - 1  # (windows,) rows of the raw origin values
         for lo in range(0, len(starts), INVERT_CHUNK):  # in place, chunk by chunk: temporaries stay small
             chunk = slice(lo, lo + INVERT_CHUNK)
