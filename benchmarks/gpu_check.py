@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     from forecasting.config.model import parse_config
     from forecasting.inference import predict_starts
-    from forecasting.prep.prepare import _window_indexes, config_spec, select_training_frame  # noqa: PLC2701
+    from forecasting.prep.prepare import window_indexes, config_spec, select_training_frame
     from forecasting.prep.windows import SeriesPanel, chronological_split
     from forecasting.train import fit
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         panel = SeriesPanel.from_frame(select_training_frame(config, frame))
         spec = config_spec(config)
         bounds = chronological_split(panel, spec, val_fraction=config.split.val_fraction, test_fraction=config.split.test_fraction)
-        starts = _window_indexes(config, panel, spec, bounds, {})["test"].starts
+        starts = window_indexes(config, panel, spec, bounds, {})["test"].starts
         for precision in ("32", "bf16"):
             trained.config = config.model_copy(update={"inference": config.inference.model_copy(update={"precision": precision})})
             predict_starts(trained, panel, starts[:64])  # warm-up

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from forecasting.config.model import deep_merge
+
 STANDARD = {
     "name": "bench-standard",
     "data": {"dataset": "bench", "freq": "h"},
@@ -80,13 +82,6 @@ def standard_frame(n_series: int, n_points: int, seed: int = 0) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _merge(base: dict, overrides: dict) -> dict:
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
-    for key, value in overrides.items():
-        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
-    return out
-
-
 @dataclass
 class Runs:
     """Per-variant samples over the repeats."""
@@ -104,7 +99,7 @@ def run_fit(raw: dict, frame: pd.DataFrame, runs: Runs, *, seed: int) -> None:
     from forecasting.inference import predict_starts
     from forecasting.train import fit
 
-    config = parse_config(_merge(raw, {"training": {"seed": seed}}))
+    config = parse_config(deep_merge(raw, {"training": {"seed": seed}}))
     result = fit(config, frame)
     meta, m = result.forecaster.meta, result.forecaster.metrics
     runs.speed.append(meta["windows"]["train"] * max(1, meta["epochs"]) / meta["train_seconds"])
@@ -112,13 +107,13 @@ def run_fit(raw: dict, frame: pd.DataFrame, runs: Runs, *, seed: int) -> None:
     runs.val_mae.append(m["val_mae"])
     runs.path = f"{meta['training_path']['forked_windows']} win/chunk"
     # Inference over the hold-out windows, as the harness calls it.
-    from forecasting.prep.prepare import _window_indexes, config_spec, select_training_frame  # noqa: PLC2701
+    from forecasting.prep.prepare import window_indexes, config_spec, select_training_frame
     from forecasting.prep.windows import SeriesPanel, chronological_split
 
     panel = SeriesPanel.from_frame(select_training_frame(config, frame))
     spec = config_spec(config)
     bounds = chronological_split(panel, spec, val_fraction=config.split.val_fraction, test_fraction=config.split.test_fraction)
-    starts = _window_indexes(config, panel, spec, bounds, {})["test"].starts
+    starts = window_indexes(config, panel, spec, bounds, {})["test"].starts
     predict_starts(result.forecaster, panel, starts[:64])  # warm-up
     started = time.perf_counter()
     predict_starts(result.forecaster, panel, starts)
@@ -217,14 +212,14 @@ def main(argv: list[str] | None = None) -> None:
     keep = (lambda name: name in args.variant) if args.variant else (lambda name: True)
     if args.task in ("standard", "both"):
         frame = standard_frame(n_series, n_points)
-        base = _merge(STANDARD, {"training": {"num_threads": args.threads}})
+        base = deep_merge(STANDARD, {"training": {"num_threads": args.threads}})
         variants = {n: v for n, v in STANDARD_VARIANTS.items() if keep(n)}
         results = ({} if args.no_raw else {"raw loop (peer reference)": Runs()}) | {n: Runs() for n in variants}
         for r in range(args.repeats):
             if not args.no_raw:
                 raw_loop(frame, results["raw loop (peer reference)"], threads=args.threads, seed=args.seed + r)
             for name, overrides in variants.items():
-                run_fit(_merge(base, overrides), frame, results[name], seed=args.seed + r)
+                run_fit(deep_merge(base, overrides), frame, results[name], seed=args.seed + r)
                 print(f"  standard {name} #{r}: {results[name].speed[-1]:,.0f} w/s, test MAE {results[name].test_mae[-1]:.4f}", flush=True)
         report(f"standard task, {n_series} series x {n_points} points, {args.threads} threads", results, next(iter(results)))
     if args.task in ("weather", "both"):
@@ -235,13 +230,13 @@ def main(argv: list[str] | None = None) -> None:
         with open("configs/weather.yaml") as fh:
             shipped = yaml.safe_load(fh)
         epochs = args.epochs or (2 if args.quick else None)
-        shipped = _merge(shipped, {"training": {"num_threads": args.threads, **({"max_epochs": epochs} if epochs else {})}})
+        shipped = deep_merge(shipped, {"training": {"num_threads": args.threads, **({"max_epochs": epochs} if epochs else {})}})
         frame = load_bundled(shipped["data"]["dataset"])
         variants = {n: v for n, v in WEATHER_VARIANTS.items() if keep(n)}
         results = {n: Runs() for n in variants}
         for r in range(args.repeats):
             for name, overrides in variants.items():
-                run_fit(_merge(shipped, overrides), frame, results[name], seed=args.seed + r)
+                run_fit(deep_merge(shipped, overrides), frame, results[name], seed=args.seed + r)
                 print(f"  weather {name} #{r}: {results[name].speed[-1]:,.0f} w/s, test MAE {results[name].test_mae[-1]:.4f}", flush=True)
         report(f"weather (configs/weather.yaml), {args.threads} threads", results, next(iter(results)))
 

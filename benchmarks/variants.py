@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from forecasting.config.model import deep_merge
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Every variant starts from the shipped config with the variant knobs reset, so a row
@@ -59,13 +61,6 @@ VARIANTS: dict[str, dict[str, dict]] = {
     },
 }
 CONFIGS = {"weather": "configs/weather.yaml", "stocks": "configs/stocks.yaml"}
-
-
-def _merge(base: dict, overrides: dict) -> dict:
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
-    return out
 
 
 def in_sample_scales(config, frame) -> dict[str, float]:  # noqa: ANN001
@@ -115,13 +110,13 @@ def run(dataset: str, names: list[str], threads: int) -> list[dict]:
     from forecasting.train import fit
 
     base = yaml.safe_load((REPO / CONFIGS[dataset]).read_text())
-    base = _merge(_merge(base, NEUTRAL), {"training": {"num_threads": threads}})
+    base = deep_merge(deep_merge(base, NEUTRAL), {"training": {"num_threads": threads}})
     config0 = parse_config(base)
     frame = load_bundled(config0.data.dataset)
     scales = in_sample_scales(config0, frame)
     rows, reference = [], None
     for name in names:
-        config = parse_config(_merge(base, VARIANTS[dataset][name]), source=f"{dataset}: {name}")
+        config = parse_config(deep_merge(base, VARIANTS[dataset][name]), source=f"{dataset}: {name}")
         started = time.perf_counter()
         result = fit(config, frame)
         seconds = time.perf_counter() - started

@@ -153,6 +153,17 @@ class UpsertSummary:
         return sorted(s for s in self.added if self.added[s] or self.updated[s])
 
 
+@dataclass(frozen=True)
+class SeriesFooter:
+    """What one series file's Parquet footer says (column statistics): no row is read to build it."""
+
+    series_id: str
+    rows: int
+    columns: tuple[str, ...]
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+
+
 class ObservationStore:
     """Datasets of canonical observation frames under ``root``."""
 
@@ -173,6 +184,14 @@ class ObservationStore:
             for p in directory.iterdir()
             if p.name.endswith(SUFFIX) and p.is_file()
         )
+
+    def describe(self, dataset: str) -> tuple[SeriesFooter, ...]:
+        """Columns, row count and time range of every series of ``dataset``, from the Parquet footers only
+        (whether a model can be judged on it is decided before any row loads); empty partitions are left
+        out. An unknown dataset raises the error ``series`` raises."""
+        directory = self._existing_dataset_dir(dataset)
+        footers = (_footer(path) for path in sorted(directory.glob(f"*{SUFFIX}")))
+        return tuple(f for f in footers if f is not None)
 
     def upsert(self, dataset: str, frame: pd.DataFrame, *, lineage: Mapping[str, Any] | None = None) -> UpsertSummary:
         """Merge ``frame`` into ``dataset`` by (series_id, timestamp); incoming values win.
@@ -297,6 +316,33 @@ class ObservationStore:
                 f"available datasets: {_preview(self.datasets())}"
             )
         return directory
+
+
+def _footer(path: Path) -> SeriesFooter | None:
+    meta = pq.ParquetFile(path).metadata
+    names = tuple(meta.schema.to_arrow_schema().names)
+    lows, highs, sid = [], [], None
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            stats = column.statistics
+            if stats is None or not stats.has_min_max:
+                continue
+            if column.path_in_schema == "timestamp":
+                lows.append(pd.Timestamp(stats.min))
+                highs.append(pd.Timestamp(stats.max))
+            elif column.path_in_schema == "series_id":
+                sid = stats.min if isinstance(stats.min, str) else bytes(stats.min).decode()
+    if sid is None:
+        return None  # an empty partition: nothing to judge on
+    first = _utc(min(lows)) if lows else None
+    last = _utc(max(highs)) if highs else None
+    return SeriesFooter(sid, meta.num_rows, names, first, last)
+
+
+def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _merge(

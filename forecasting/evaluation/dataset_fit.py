@@ -17,15 +17,13 @@ Every problem is reported at once in one ``ConfigError`` naming the dataset, the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from forecasting.config.model import ForecasterConfig
 from forecasting.data.calendar import Grid
-from forecasting.data.store import ObservationStore
+from forecasting.data.store import ObservationStore, SeriesFooter
 from forecasting.errors import ConfigError, ForecastingError
 
 MAX_DENSITY = 1.02
@@ -35,15 +33,6 @@ MIN_DENSITY = 0.75
 are 0.69, business days 0.71); data on the model's grid this gappy is not worth a backtest either."""
 SAMPLED_SERIES = 50
 """Series whose density is measured (evenly spread over the dataset): enough to tell a frequency apart."""
-
-
-@dataclass(frozen=True)
-class SeriesFooter:
-    series_id: str
-    rows: int
-    columns: tuple[str, ...]
-    first: pd.Timestamp | None
-    last: pd.Timestamp | None
 
 
 @dataclass(frozen=True)
@@ -63,36 +52,7 @@ def profile_dataset(store: ObservationStore, dataset: str) -> DatasetProfile:
 
     An unknown dataset raises the store's error (it names the datasets there are).
     """
-    store.series(dataset)  # the store's own check and message for an unknown dataset
-    footers = [_footer(path) for path in sorted((Path(store.root) / dataset).glob("*.parquet"))]
-    return DatasetProfile(dataset, tuple(f for f in footers if f is not None))
-
-
-def _footer(path: Path) -> SeriesFooter | None:
-    meta = pq.ParquetFile(path).metadata
-    names = tuple(meta.schema.to_arrow_schema().names)
-    lows, highs, sid = [], [], None
-    for g in range(meta.num_row_groups):
-        group = meta.row_group(g)
-        for c in range(group.num_columns):
-            column = group.column(c)
-            stats = column.statistics
-            if stats is None or not stats.has_min_max:
-                continue
-            if column.path_in_schema == "timestamp":
-                lows.append(pd.Timestamp(stats.min))
-                highs.append(pd.Timestamp(stats.max))
-            elif column.path_in_schema == "series_id":
-                sid = stats.min if isinstance(stats.min, str) else bytes(stats.min).decode()
-    if sid is None:
-        return None  # an empty partition: nothing to judge on
-    first = _utc(min(lows)) if lows else None
-    last = _utc(max(highs)) if highs else None
-    return SeriesFooter(sid, meta.num_rows, names, first, last)
-
-
-def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return DatasetProfile(dataset, store.describe(dataset))
 
 
 def fit_problems(config: ForecasterConfig, profile: DatasetProfile) -> list[str]:

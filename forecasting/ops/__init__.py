@@ -1,5 +1,5 @@
-"""Running the service over time: the forecast log (what was promised) and monitoring
-(realised error, coverage and drift against what was promised).
+"""Running the service over time: the forecast log (what was promised), monitoring
+(realised error, coverage and drift against what was promised) and health (what needs a person).
 
 May import ``evaluation``, ``config``, ``data`` and ``errors``; never MLflow or Prefect.
 """

@@ -85,7 +85,7 @@ def prepare(config: ForecasterConfig, frame: pd.DataFrame) -> Prepared:
     transformed = transforms.apply(panel, kind)
     scaler = SeriesScaler.fit(transformed, bounds.train_end)
     values = model_values(panel, layout, scaler, transform=kind, transformed=transformed)  # (n_points, C) float32
-    indexes = _window_indexes(config, panel, spec, bounds, lengths)
+    indexes = window_indexes(config, panel, spec, bounds, lengths)
     return Prepared(frame, spec, layout, panel, lengths, padded_rows, bounds, summary, _usage_meta(panel, bounds),
                     scaler, values, indexes)
 
@@ -140,7 +140,7 @@ def _usage_meta(panel: SeriesPanel, bounds: SplitBounds) -> dict:
     return out
 
 
-def _window_indexes(
+def window_indexes(
     config: ForecasterConfig, panel: SeriesPanel, spec: WindowSpec, bounds: SplitBounds, lengths: dict[str, int]
 ) -> dict[str, WindowIndex]:
     """Train (strided), validation and test (every origin) windows; none spans a gap in the grid.

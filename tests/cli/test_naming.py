@@ -97,7 +97,7 @@ def test_piped_output_is_wide_and_a_terminal_keeps_its_width():
 
 
 def test_status_durations_read_at_a_glance():
-    from forecasting.cli.commands.status import _duration
+    from forecasting.ops.health import duration_text as _duration
 
     assert [_duration(s) for s in (30, 600, 5 * 3600, 3 * 86_400, 400 * 86_400)] == [
         "30 s", "10 min", "5.0 h", "3.0 days", "400 days"]

@@ -212,6 +212,19 @@ def test_last_timestamps_per_series(store: ObservationStore, two_series: pd.Data
     }
 
 
+def test_describe_reads_rows_columns_and_time_range_from_the_footers(store: ObservationStore, two_series: pd.DataFrame) -> None:
+    store.upsert("prices", two_series)
+    store.upsert("prices", _observations("stock/IBM", "2012-05-21", [4.5, 5.5], volume=[4.0, 5.0]))
+    footers = {f.series_id: f for f in store.describe("prices")}
+    assert sorted(footers) == ["stock/FB", "stock/IBM"]
+    ibm = footers["stock/IBM"]
+    assert ibm.rows == 5 and {"series_id", "timestamp", "target", "volume"} <= set(ibm.columns)
+    assert (ibm.first, ibm.last) == (pd.Timestamp("2012-05-18", tz="UTC"), pd.Timestamp("2012-05-22", tz="UTC"))
+    assert footers["stock/FB"].rows == 3
+    with pytest.raises(ForecastingError, match="unknown dataset 'nope'.*prices"):
+        store.describe("nope")
+
+
 def test_concurrent_upserts_of_one_series_lose_nothing(store: ObservationStore) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
