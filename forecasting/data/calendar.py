@@ -156,7 +156,7 @@ class Grid:
 
     def points(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
         """Grid points in ``[start, end]`` (UTC, ns)."""
-        start, end = _utc(start), _utc(end)
+        start, end = as_utc(start), as_utc(end)
         if self.is_fixed:
             anchor = self._anchor(start)
             points = pd.date_range((start - anchor).ceil(self.offset) + anchor, end, freq=self.offset)
@@ -209,8 +209,8 @@ class Grid:
     def shift(self, stamp: pd.Timestamp, steps: int) -> pd.Timestamp:
         """``stamp`` moved by ``steps`` grid steps (negative goes back), stepping on the local calendar."""
         if self.is_fixed or self.is_utc:
-            return _utc(stamp) + self.offset * steps
-        return (_utc(stamp).tz_convert(self.timezone) + self.offset * steps).tz_convert("UTC")
+            return as_utc(stamp) + self.offset * steps
+        return (as_utc(stamp).tz_convert(self.timezone) + self.offset * steps).tz_convert("UTC")
 
     def local_dates(self, stamps: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
         """Naive local wall times of UTC ``stamps``: the date a reader of this grid sees."""
@@ -327,12 +327,13 @@ def next_points(origins: np.ndarray, freq: str, horizon: int, *, timezone: str =
     ahead = np.arange(1, horizon + 1, dtype=np.int64)
     if grid.is_fixed:
         return (start.asi8[:, None] + pd.Timedelta(grid.offset).value * ahead).view("datetime64[ns]")
-    points = grid.points(_utc(start.min()), grid.shift(start.max(), horizon + 1)).tz_localize(None)
+    points = grid.points(as_utc(start.min()), grid.shift(start.max(), horizon + 1)).tz_localize(None)
     first = points.searchsorted(start, side="right")  # (B,) position of the first point after each origin
     return points.asi8[first[:, None] + ahead - 1].view("datetime64[ns]")
 
 
-def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
+def as_utc(stamp: pd.Timestamp | str) -> pd.Timestamp:
+    """A timestamp in UTC; a naive one is taken to be UTC already (how the store and files keep them)."""
     stamp = pd.Timestamp(stamp)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
@@ -362,7 +363,7 @@ def infer_freq(frame: pd.DataFrame, timezone: str = "UTC", *, what: str = "data"
         if step <= 1.5:
             if (local.day_of_week >= 5).any():
                 return "D"
-            sessions = Grid("XNYS").points(_utc(local[0]), _utc(local[-1])).tz_localize(None)
+            sessions = Grid("XNYS").points(as_utc(local[0]), as_utc(local[-1])).tz_localize(None)
             skipped = nyse_closures()[(nyse_closures() >= local[0]) & (nyse_closures() <= local[-1])]
             if local.isin(sessions).all() and len(skipped) and not local.isin(skipped).any():
                 return "XNYS"

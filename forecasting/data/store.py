@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from forecasting.data.calendar import as_utc
 from forecasting.data.schema import REQUIRED_COLUMNS, empty_observations, validate_observations
 from forecasting.errors import ForecastingError
 
@@ -336,13 +337,9 @@ def _footer(path: Path) -> SeriesFooter | None:
                 sid = stats.min if isinstance(stats.min, str) else bytes(stats.min).decode()
     if sid is None:
         return None  # an empty partition: nothing to judge on
-    first = _utc(min(lows)) if lows else None
-    last = _utc(max(highs)) if highs else None
+    first = as_utc(min(lows)) if lows else None
+    last = as_utc(max(highs)) if highs else None
     return SeriesFooter(sid, meta.num_rows, names, first, last)
-
-
-def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _merge(

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from forecasting.data.calendar import as_utc
 from forecasting.data.store import write_parquet_atomic
 from forecasting.errors import ForecastingError
 
@@ -73,8 +74,8 @@ def read(
 
     Empty frame (with the key columns) when nothing matches.
     """
-    lo = None if start is None else _utc(start)
-    hi = None if end is None else _utc(end)
+    lo = None if start is None else as_utc(start)
+    hi = None if end is None else as_utc(end)
     directory = _model_dir(Path(root), model_name)
     frames = []
     if directory.is_dir():
@@ -95,8 +96,3 @@ def read(
     if versions is not None:
         keep &= out["model_version"].isin([str(v) for v in versions])
     return out[keep].sort_values(KEY).reset_index(drop=True)
-
-
-def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
